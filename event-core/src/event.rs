@@ -1,0 +1,215 @@
+//! The `DomainEvent` trait and the descriptor every event carries.
+
+use schemars::{JsonSchema, Schema};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::fmt;
+
+/// A domain event: a fact with a stable name, a schema version and a JSON Schema.
+///
+/// Implement it with `#[derive(DomainEvent)]`, which also registers the event so that
+/// [`registry()`](crate::registry()) and the catalog find it.
+///
+/// ```
+/// use event_core::DomainEvent;
+/// use schemars::JsonSchema;
+/// use serde::{Deserialize, Serialize};
+///
+/// /// A customer placed an order.
+/// #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
+/// #[event(version = 2, source = "orders-service", aggregate = "order")]
+/// pub struct OrderCreated {
+///     #[event(partition_key)]
+///     pub order_id: String,
+///     pub total_cents: u64,
+/// }
+///
+/// assert_eq!(OrderCreated::NAME, "order.created");
+/// assert_eq!(OrderCreated::VERSION, 2);
+/// let event = OrderCreated { order_id: "o-1".into(), total_cents: 1200 };
+/// assert_eq!(event.partition_key().as_deref(), Some("o-1"));
+/// assert_eq!(OrderCreated::descriptor().description(), Some("A customer placed an order."));
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a domain event",
+    label = "not a domain event",
+    note = "add `#[derive(Serialize, Deserialize, JsonSchema, DomainEvent)]` to `{Self}`"
+)]
+pub trait DomainEvent: Serialize + DeserializeOwned + JsonSchema + Send + Sync + 'static {
+    /// The event type, like `order.created`.
+    const NAME: &'static str;
+    /// The schema version, from 1; bumped only for breaking payload changes.
+    const VERSION: u32;
+
+    /// Everything known about the event type: name, version, where it is defined, its
+    /// catalog metadata and its JSON Schema.
+    fn descriptor() -> &'static EventDescriptor;
+
+    /// The value of the `#[event(partition_key)]` field as a string, or `None` without one.
+    ///
+    /// Events with the same partition key are delivered in order.
+    fn partition_key(&self) -> Option<String>;
+}
+
+/// What the derive records about one event type. Obtained from
+/// [`DomainEvent::descriptor`] or from the [`Registry`](crate::Registry).
+///
+/// ```
+/// # use event_core::DomainEvent;
+/// # use schemars::JsonSchema;
+/// # use serde::{Deserialize, Serialize};
+/// /// An invoice went unpaid past its due date.
+/// #[derive(Serialize, Deserialize, JsonSchema, DomainEvent)]
+/// #[event(name = "invoice.overdue", source = "billing", aggregate = "invoice")]
+/// struct InvoiceOverdue {
+///     #[event(partition_key)]
+///     invoice_id: String,
+///     #[event(pii)]
+///     billing_email: String,
+/// }
+///
+/// let d = InvoiceOverdue::descriptor();
+/// assert_eq!((d.name(), d.version()), ("invoice.overdue", 1));
+/// assert_eq!(d.source(), Some("billing"));
+/// assert_eq!(d.partition_key(), Some("invoice_id"));
+/// assert_eq!(d.pii(), ["billing_email"]);
+/// assert!(d.rust_type().ends_with("::InvoiceOverdue"));
+/// assert!(d.schema().as_value()["properties"]["billing_email"].is_object());
+/// ```
+pub struct EventDescriptor {
+    parts: DescriptorParts,
+}
+
+/// The fields of an [`EventDescriptor`], filled in by the derive. Not public API.
+#[doc(hidden)]
+#[allow(
+    missing_debug_implementations,
+    reason = "shown through EventDescriptor's Debug"
+)]
+pub struct DescriptorParts {
+    pub name: &'static str,
+    pub version: u32,
+    pub rust_type: &'static str,
+    pub module_path: &'static str,
+    pub file: &'static str,
+    pub line: u32,
+    pub description: Option<&'static str>,
+    pub source: Option<&'static str>,
+    pub aggregate: Option<&'static str>,
+    pub partition_key: Option<&'static str>,
+    pub pii: &'static [&'static str],
+    /// `Some(None)`: deprecated without a reason.
+    pub deprecated: Option<Option<&'static str>>,
+    pub previous: Option<fn() -> &'static EventDescriptor>,
+    pub schema: fn() -> Schema,
+}
+
+impl EventDescriptor {
+    /// Not public API: used by the derive.
+    #[doc(hidden)]
+    pub const fn __from_parts(parts: DescriptorParts) -> Self {
+        EventDescriptor { parts }
+    }
+
+    /// The event type, like `order.created`.
+    pub fn name(&self) -> &'static str {
+        self.parts.name
+    }
+
+    /// The schema version, from 1.
+    pub fn version(&self) -> u32 {
+        self.parts.version
+    }
+
+    /// The full path of the Rust type, like `orders_domain::order::OrderCreated`.
+    pub fn rust_type(&self) -> &'static str {
+        self.parts.rust_type
+    }
+
+    /// The module the type is defined in, as `module_path!()` gives it.
+    pub fn module_path(&self) -> &'static str {
+        self.parts.module_path
+    }
+
+    /// The source file of the definition, as `file!()` gives it.
+    pub fn file(&self) -> &'static str {
+        self.parts.file
+    }
+
+    /// The line of the type's name in [`file`](Self::file).
+    pub fn line(&self) -> u32 {
+        self.parts.line
+    }
+
+    /// The `description` key, or else the doc comment, with common indentation removed.
+    pub fn description(&self) -> Option<&'static str> {
+        self.parts.description
+    }
+
+    /// The publishing service or module (`source` key).
+    pub fn source(&self) -> Option<&'static str> {
+        self.parts.source
+    }
+
+    /// The aggregate type the event belongs to (`aggregate` key).
+    pub fn aggregate(&self) -> Option<&'static str> {
+        self.parts.aggregate
+    }
+
+    /// The JSON name of the `#[event(partition_key)]` field, after serde renames.
+    pub fn partition_key(&self) -> Option<&'static str> {
+        self.parts.partition_key
+    }
+
+    /// The JSON names of the `#[event(pii)]` fields, in declaration order.
+    pub fn pii(&self) -> &'static [&'static str] {
+        self.parts.pii
+    }
+
+    /// Whether the event is marked `deprecated`.
+    pub fn is_deprecated(&self) -> bool {
+        self.parts.deprecated.is_some()
+    }
+
+    /// The reason given with `deprecated = "..."`, if any.
+    pub fn deprecation_note(&self) -> Option<&'static str> {
+        self.parts.deprecated.flatten()
+    }
+
+    /// The descriptor of the previous version (`previous` key), if this event names one.
+    pub fn previous(&self) -> Option<&'static EventDescriptor> {
+        self.parts.previous.map(|previous| previous())
+    }
+
+    /// The payload's JSON Schema, draft 2020-12, as schemars generates it.
+    pub fn schema(&self) -> Schema {
+        (self.parts.schema)()
+    }
+
+    /// `file:line` of the definition, for messages.
+    pub fn location(&self) -> String {
+        format!("{}:{}", self.parts.file, self.parts.line)
+    }
+}
+
+impl fmt::Debug for EventDescriptor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let p = &self.parts;
+        f.debug_struct("EventDescriptor")
+            .field("name", &p.name)
+            .field("version", &p.version)
+            .field("rust_type", &p.rust_type)
+            .field("location", &self.location())
+            .field("description", &p.description)
+            .field("source", &p.source)
+            .field("aggregate", &p.aggregate)
+            .field("partition_key", &p.partition_key)
+            .field("pii", &p.pii)
+            .field("deprecated", &p.deprecated)
+            .field(
+                "previous",
+                &self.previous().map(|d| (d.name(), d.version())),
+            )
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,75 @@
+//! Typed domain events for Rust: name, version and JSON Schema derived from a plain struct,
+//! and a registry of every event in the binary.
+//!
+//! ```standalone_crate
+//! use event_core::DomainEvent;
+//! use schemars::JsonSchema;
+//! use serde::{Deserialize, Serialize};
+//!
+//! /// A customer placed an order.
+//! #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
+//! #[event(name = "order.created", version = 1, source = "orders-service", aggregate = "order")]
+//! pub struct OrderCreated {
+//!     #[event(partition_key)]
+//!     pub order_id: String,
+//!     #[event(pii)]
+//!     pub customer_email: String,
+//!     pub total_cents: u64,
+//! }
+//!
+//! let registry = event_core::registry()?;
+//! let created = registry.get("order.created", 1).unwrap();
+//! assert_eq!(created.description(), Some("A customer placed an order."));
+//! assert_eq!(created.pii(), ["customer_email"]);
+//! # Ok::<(), event_core::RegistryError>(())
+//! ```
+//!
+//! # Concepts
+//!
+//! - An **event** is a struct with named fields deriving `Serialize`, `Deserialize`,
+//!   `JsonSchema` and [`DomainEvent`](derive@DomainEvent). Its name (`order.created`) and
+//!   version are part of the contract with every consumer; the derive checks them at compile
+//!   time.
+//! - Its [`EventDescriptor`] records where it is defined, its catalog metadata (source,
+//!   aggregate, partition key, PII fields, deprecation) and its JSON Schema.
+//! - The [`registry()`] lists every event linked into the binary, sorted by (name, version).
+//!
+//! # The registry and linking
+//!
+//! Registration happens before `main`, through [`inventory`](https://docs.rs/inventory), not
+//! by a call. Two caveats follow, both from how linkers work:
+//!
+//! - A crate that nothing in the binary references is not linked, so its events are absent
+//!   from the registry. Reference it from the binary: `use orders_domain as _;`.
+//! - Link-time collection works on Linux, macOS, Windows, iOS, Android, FreeBSD and WebAssembly
+//!   (see inventory's list). Elsewhere, call [`register`] for each event before reading the
+//!   registry.
+//!
+//! The order in which the linker collects events is unspecified; the registry sorts them.
+//!
+//! # Feature flags
+//!
+//! - `derive` (default): re-exports `#[derive(DomainEvent)]`.
+//!
+//! # Dependencies of a user crate
+//!
+//! A crate defining events needs `event-core`, `serde` (for its derives) and `schemars` (for
+//! `JsonSchema`). Generated code reaches everything else through `event-core`.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![doc(test(attr(deny(warnings))))]
+
+mod event;
+mod registry;
+
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+
+pub use event::{DomainEvent, EventDescriptor};
+pub use registry::{DuplicateEvent, Registry, RegistryError, register, registry};
+
+#[cfg(feature = "derive")]
+#[doc = include_str!("derive_domain_event.md")]
+pub use event_derive::DomainEvent;

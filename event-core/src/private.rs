@@ -1,0 +1,74 @@
+//! Paths for generated code only: `#[derive(DomainEvent)]` names everything through
+//! `::event_core::__private`, so user crates need no direct dependency on inventory and
+//! cannot break the expansion by shadowing `Option`, `String` or `Result`.
+//!
+//! Not public API: anything here may change in any release.
+
+pub use core::option::Option::{self, None, Some};
+pub use core::primitive::{str, u32};
+pub use core::{concat, file, line, module_path, unreachable};
+pub use inventory;
+pub use schemars;
+pub use serde;
+pub use std::string::{String, ToString};
+
+pub use crate::event::DescriptorParts;
+pub use crate::registry::Registration;
+
+/// The JSON Schema (draft 2020-12) of `T`; the descriptor's schema function.
+pub fn schema_for<T: schemars::JsonSchema>() -> schemars::Schema {
+    schemars::SchemaGenerator::default().into_root_schema_for::<T>()
+}
+
+/// `previous = Prev` must name the same event one version below; evaluated at compile time.
+///
+/// # Panics
+///
+/// At compile time, with a message the compiler shows on the `previous` key, when the names
+/// differ or the versions are not consecutive.
+pub const fn assert_previous_version(prev_name: &str, prev_version: u32, name: &str, version: u32) {
+    assert!(
+        const_str_eq(prev_name, name),
+        "the `previous` event has another name: it must be an earlier version of this same event"
+    );
+    let next = match prev_version.checked_add(1) {
+        Some(next) => next,
+        None => 0,
+    };
+    assert!(
+        next == version,
+        "the `previous` event must be the version just below this one (version - 1)"
+    );
+}
+
+const fn const_str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// The typed upcast from an event's previous version, `From<Previous> for Event`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` names `{P}` as its `previous` version but cannot be made from it",
+    label = "no upcast from `{P}`",
+    note = "add `impl From<{P}> for {Self}`, which turns an old event into the new shape"
+)]
+pub trait Upcast<P> {
+    /// Turns the previous version into this one.
+    fn upcast(previous: P) -> Self;
+}
+
+impl<P, T: From<P>> Upcast<P> for T {
+    fn upcast(previous: P) -> Self {
+        T::from(previous)
+    }
+}

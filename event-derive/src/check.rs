@@ -1,0 +1,87 @@
+//! The validation pass: rules that span several keys or fields, one function each.
+
+use crate::ast::Event;
+use crate::ctxt::Ctxt;
+use crate::name;
+
+/// Runs every check on a parsed event.
+pub(crate) fn check(cx: &Ctxt, event: &Event) {
+    check_name(cx, event);
+    check_aggregate(cx, event);
+    check_source(cx, event);
+    check_partition_key(cx, event);
+    check_previous(cx, event);
+}
+
+/// A given name must follow the naming rules, and a `.vN` suffix must agree with `version`:
+/// the name is the contract with every consumer, so it cannot be fixed up silently.
+fn check_name(cx: &Ctxt, event: &Event) {
+    let Some(literal) = &event.attrs.name else {
+        // A derived name is valid by construction, except its context may come from a bad
+        // aggregate, which `check_aggregate` reports.
+        return;
+    };
+    let version = event.attrs.version.as_ref().map_or(1, |v| v.value);
+    if let Err(message) = name::check_name(&literal.value(), version) {
+        cx.error_spanned_by(literal, message);
+    }
+}
+
+/// The aggregate becomes the context of derived names and a key in the catalog, so it is one
+/// name segment.
+fn check_aggregate(cx: &Ctxt, event: &Event) {
+    if let Some(aggregate) = &event.attrs.aggregate {
+        if !name::is_segment(&aggregate.value()) {
+            cx.error_spanned_by(
+                aggregate,
+                format!(
+                    "aggregate `{}` must match `[a-z][a-z0-9_]*`, like `aggregate = \"order\"`",
+                    aggregate.value()
+                ),
+            );
+        }
+    }
+}
+
+/// An empty source says nothing and would show as a blank in the catalog.
+fn check_source(cx: &Ctxt, event: &Event) {
+    if let Some(source) = &event.attrs.source {
+        if source.value().trim().is_empty() {
+            cx.error_spanned_by(source, "`source` is empty: name the publishing service, like `source = \"orders-service\"`");
+        }
+    }
+}
+
+/// One value orders delivery and partitions streams: two partition keys would be ambiguous.
+fn check_partition_key(cx: &Ctxt, event: &Event) {
+    let mut keyed = event
+        .fields
+        .iter()
+        .filter_map(|f| f.attrs.partition_key.as_ref().map(|tokens| (f, tokens)));
+    let Some((first, _)) = keyed.next() else {
+        return;
+    };
+    for (_, tokens) in keyed {
+        cx.error_spanned_by(
+            tokens,
+            format!(
+                "an event has at most one `partition_key`, and `{}` already is: remove this one",
+                first.member
+            ),
+        );
+    }
+}
+
+/// `previous` names version N-1, so the event itself is at least version 2.
+fn check_previous(cx: &Ctxt, event: &Event) {
+    let Some(previous) = &event.attrs.previous else {
+        return;
+    };
+    let version = event.attrs.version.as_ref().map_or(1, |v| v.value);
+    if version < 2 {
+        cx.error_spanned_by(
+            previous,
+            "an event with a `previous` version is at least version 2: add `version = 2`",
+        );
+    }
+}
