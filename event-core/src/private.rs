@@ -56,6 +56,23 @@ const fn const_str_eq(a: &str, b: &str) -> bool {
     true
 }
 
+/// The string form of a `#[event(partition_key)]` field: its `Display`.
+#[diagnostic::on_unimplemented(
+    message = "the partition key `{Self}` cannot be turned into a string",
+    label = "`{Self}` does not implement `Display`",
+    note = "a partition key is shown with `Display`: implement it for `{Self}`, or mark a field of a simpler type"
+)]
+pub trait PartitionKey {
+    /// The key as a string.
+    fn partition_key(&self) -> String;
+}
+
+impl<T: std::fmt::Display + ?Sized> PartitionKey for T {
+    fn partition_key(&self) -> String {
+        self.to_string()
+    }
+}
+
 /// The typed upcast from an event's previous version, `From<Previous> for Event`.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` names `{P}` as its `previous` version but cannot be made from it",

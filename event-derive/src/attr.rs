@@ -247,7 +247,16 @@ fn expr_value(
         skip_value(meta)?;
         return Ok(None);
     }
-    Ok(Some(meta.value()?.parse()?))
+    Ok(Some(ungroup(meta.value()?.parse()?)))
+}
+
+/// A value that came through a `macro_rules!` fragment (`$name:literal`) arrives wrapped in
+/// an invisible group; look through it.
+fn ungroup(mut expr: Expr) -> Expr {
+    while let Expr::Group(group) = expr {
+        expr = *group.expr;
+    }
+    expr
 }
 
 /// `key = "string"`.
@@ -336,13 +345,13 @@ fn crate_value(cx: &Ctxt, meta: &ParseNestedMeta) -> syn::Result<Option<Path>> {
         Expr::Path(p) if p.qself.is_none() => Ok(Some(p.path)),
         Expr::Lit(ExprLit {
             lit: Lit::Str(s), ..
-        }) => match s.parse::<Path>() {
-            Ok(path) => Ok(Some(path)),
-            Err(_) => {
+        }) => {
+            let path = s.parse::<Path>().ok();
+            if path.is_none() {
                 cx.error_spanned_by(s, "`crate` takes a path, like `crate = \"::event_core\"`");
-                Ok(None)
             }
-        },
+            Ok(path)
+        }
         other => {
             cx.error_spanned_by(
                 other,

@@ -30,25 +30,28 @@ fn check_name(cx: &Ctxt, event: &Event) {
 /// The aggregate becomes the context of derived names and a key in the catalog, so it is one
 /// name segment.
 fn check_aggregate(cx: &Ctxt, event: &Event) {
-    if let Some(aggregate) = &event.attrs.aggregate {
-        if !name::is_segment(&aggregate.value()) {
-            cx.error_spanned_by(
-                aggregate,
-                format!(
-                    "aggregate `{}` must match `[a-z][a-z0-9_]*`, like `aggregate = \"order\"`",
-                    aggregate.value()
-                ),
-            );
-        }
+    if let Some(aggregate) = &event.attrs.aggregate
+        && !name::is_segment(&aggregate.value())
+    {
+        cx.error_spanned_by(
+            aggregate,
+            format!(
+                "aggregate `{}` must match `[a-z][a-z0-9_]*`, like `aggregate = \"order\"`",
+                aggregate.value()
+            ),
+        );
     }
 }
 
 /// An empty source says nothing and would show as a blank in the catalog.
 fn check_source(cx: &Ctxt, event: &Event) {
-    if let Some(source) = &event.attrs.source {
-        if source.value().trim().is_empty() {
-            cx.error_spanned_by(source, "`source` is empty: name the publishing service, like `source = \"orders-service\"`");
-        }
+    if let Some(source) = &event.attrs.source
+        && source.value().trim().is_empty()
+    {
+        cx.error_spanned_by(
+            source,
+            "`source` is empty: name the publishing service, like `source = \"orders-service\"`",
+        );
     }
 }
 

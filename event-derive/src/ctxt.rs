@@ -49,9 +49,10 @@ impl Ctxt {
 
 impl Drop for Ctxt {
     fn drop(&mut self) {
-        if !std::thread::panicking() && self.errors.borrow().is_some() {
-            // A programming error in this crate, never the user's: every path calls `check`.
-            panic!("forgot to check for errors");
-        }
+        // A programming error in this crate, never the user's: every path calls `check`.
+        assert!(
+            std::thread::panicking() || self.errors.borrow().is_none(),
+            "forgot to check for errors"
+        );
     }
 }

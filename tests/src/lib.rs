@@ -1,1 +1,6 @@
-//! Workspace-level integration tests; see `tests/`.
+//! Workspace-level integration tests: see `tests/*.rs` and the trybuild cases in `ui/`.
+
+/// The README's Rust examples, run as doctests so the quick start keeps compiling.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

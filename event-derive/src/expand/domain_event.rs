@@ -4,7 +4,7 @@ use super::default_crate_path;
 use crate::ast::{Event, Field};
 use crate::doc;
 use proc_macro2::TokenStream;
-use quote::{quote, quote_spanned};
+use quote::{ToTokens, quote, quote_spanned};
 use syn::Type;
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
@@ -21,47 +21,42 @@ pub(crate) fn expand(event: &Event) -> TokenStream {
     let version = event.attrs.version.as_ref().map_or(1, |v| v.value);
     let type_name = ident.unraw().to_string();
 
-    let some_str = |value: Option<String>| match value {
-        Some(s) => quote!(#p::Some(#s)),
-        None => quote!(#p::None),
-    };
-    let description = match &event.attrs.description {
-        Some(lit) => quote!(#p::Some(#lit)),
-        None => match doc::description(&event.original.attrs) {
-            Some(text) => quote!(#p::Some(#text)),
-            None => quote!(#p::None),
-        },
-    };
-    let source = some_str(event.attrs.source.as_ref().map(syn::LitStr::value));
-    let aggregate = some_str(event.attrs.aggregate.as_ref().map(syn::LitStr::value));
+    let description = event
+        .attrs
+        .description
+        .as_ref()
+        .map(ToTokens::to_token_stream)
+        .or_else(|| doc::description(&event.original.attrs));
+    let description = option(&p, description.as_ref());
+    let source = option(&p, event.attrs.source.as_ref());
+    let aggregate = option(&p, event.attrs.aggregate.as_ref());
     let partition_field = event
         .fields
         .iter()
         .find(|f| f.attrs.partition_key.is_some());
-    let partition_key_name = some_str(partition_field.map(|f| f.json_name.clone()));
+    let partition_key_name = option(&p, partition_field.map(|f| &f.json_name));
     let pii: Vec<&str> = event
         .fields
         .iter()
         .filter(|f| f.attrs.pii.is_some())
         .map(|f| f.json_name.as_str())
         .collect();
-    let deprecated = match &event.attrs.deprecated {
-        None => quote!(#p::None),
-        Some(d) => match &d.reason {
-            Some(reason) => quote!(#p::Some(#p::Some(#reason))),
-            None => quote!(#p::Some(#p::None)),
-        },
-    };
-    let previous = match &event.attrs.previous {
-        Some(path) => quote!(#p::Some(<#path as #krate::DomainEvent>::descriptor)),
-        None => quote!(#p::None),
-    };
+    let deprecated = event
+        .attrs
+        .deprecated
+        .as_ref()
+        .map(|d| option(&p, d.reason.as_ref()));
+    let deprecated = option(&p, deprecated.as_ref());
+    let previous = event
+        .attrs
+        .previous
+        .as_ref()
+        .map(|path| quote!(<#path as #krate::DomainEvent>::descriptor));
+    let previous = option(&p, previous.as_ref());
     let partition_key_body = partition_key_body(&p, partition_field);
-    // Spanned on the type name, so the location is the struct's line, not the derive's.
-    let location = quote_spanned! {ident.span()=>
-        file: #p::file!(),
-        line: #p::line!(),
-    };
+    // The line of the type name itself: `line!()` would give the line of the derive.
+    let line = ident.span().unwrap().line();
+    let line = u32::try_from(line).unwrap_or(u32::MAX);
     let previous_checks = event
         .attrs
         .previous
@@ -84,7 +79,8 @@ pub(crate) fn expand(event: &Event) -> TokenStream {
                             version: #version,
                             rust_type: #p::concat!(#p::module_path!(), "::", #type_name),
                             module_path: #p::module_path!(),
-                            #location
+                            file: #p::file!(),
+                            line: #line,
                             description: #description,
                             source: #source,
                             aggregate: #aggregate,
@@ -121,11 +117,11 @@ fn partition_key_body(p: &TokenStream, field: Option<&Field>) -> TokenStream {
     let ty = field.ty;
     if is_option(ty) {
         quote_spanned! {ty.span()=>
-            #p::Option::map(#p::Option::as_ref(&self.#member), #p::ToString::to_string)
+            #p::Option::map(#p::Option::as_ref(&self.#member), #p::PartitionKey::partition_key)
         }
     } else {
         quote_spanned! {ty.span()=>
-            #p::Some(#p::ToString::to_string(&self.#member))
+            #p::Some(#p::PartitionKey::partition_key(&self.#member))
         }
     }
 }
@@ -147,8 +143,11 @@ fn is_option(ty: &Type) -> bool {
 /// `previous = Prev` holds only if `Prev` is the same event one version below, and the new
 /// type can be made from it. Both are checked by the compiler, on the `previous` path.
 fn previous_checks(krate: &syn::Path, ident: &syn::Ident, previous: &syn::Path) -> TokenStream {
+    // Every token on the `previous` path, so that a failed const assertion points there.
+    let span = previous.span();
+    let krate = respan(quote!(#krate), span);
     let p = quote!(#krate::__private);
-    quote_spanned! {previous.span()=>
+    quote_spanned! {span=>
         const _: () = #p::assert_previous_version(
             <#previous as #krate::DomainEvent>::NAME,
             <#previous as #krate::DomainEvent>::VERSION,
@@ -157,4 +156,27 @@ fn previous_checks(krate: &syn::Path, ident: &syn::Ident, previous: &syn::Path) 
         );
         const _: fn(#previous) -> #ident = <#ident as #p::Upcast<#previous>>::upcast;
     }
+}
+
+/// `tokens` with every span set to `span`.
+fn respan(tokens: TokenStream, span: proc_macro2::Span) -> TokenStream {
+    use proc_macro2::{Group, TokenTree};
+    tokens
+        .into_iter()
+        .map(|mut tree| {
+            if let TokenTree::Group(group) = &tree {
+                let mut new = Group::new(group.delimiter(), respan(group.stream(), span));
+                new.set_span(span);
+                tree = TokenTree::Group(new);
+            } else {
+                tree.set_span(span);
+            }
+            tree
+        })
+        .collect()
+}
+
+/// `Some(value)` or `None`, as tokens.
+fn option<T: ToTokens>(p: &TokenStream, value: Option<&T>) -> TokenStream {
+    value.map_or_else(|| quote!(#p::None), |value| quote!(#p::Some(#value)))
 }

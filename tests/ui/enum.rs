@@ -1,0 +1,10 @@
+use event_core::DomainEvent;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, JsonSchema, DomainEvent)]
+enum OrderEvent {
+    Created { order_id: String },
+}
+
+fn main() {}

@@ -1,0 +1,9 @@
+use event_core::DomainEvent;
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, DomainEvent)]
+struct OrderCreated {
+    order_id: String,
+}
+
+fn main() {}

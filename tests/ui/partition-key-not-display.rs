@@ -1,0 +1,16 @@
+use event_core::DomainEvent;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, JsonSchema)]
+struct OrderRef {
+    id: String,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, DomainEvent)]
+struct OrderCreated {
+    #[event(partition_key)]
+    order: OrderRef,
+}
+
+fn main() {}

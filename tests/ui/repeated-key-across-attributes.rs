@@ -1,0 +1,12 @@
+use event_core::DomainEvent;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, JsonSchema, DomainEvent)]
+#[event(version = 2)]
+#[event(version = 3)]
+struct OrderCreated {
+    order_id: String,
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use event_core::DomainEvent;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, JsonSchema, DomainEvent)]
+struct OrderCreated;
+
+fn main() {}
