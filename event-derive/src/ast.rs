@@ -131,7 +131,8 @@ fn resolve_name(cx: &Ctxt, input: &DeriveInput, attrs: &attr::Container) -> Opti
     }
     let aggregate = attrs.aggregate.as_ref().map(syn::LitStr::value);
     let type_name = input.ident.unraw().to_string();
-    match name::default_name(&type_name, aggregate.as_deref()) {
+    let version = attrs.version.as_ref().map_or(1, |v| v.value);
+    match name::default_name(&type_name, aggregate.as_deref(), version) {
         Ok(name) => Some(name),
         Err(DefaultNameError::OneWord { word }) => {
             cx.error_spanned_by(

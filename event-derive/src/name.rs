@@ -50,12 +50,18 @@ pub(crate) enum DefaultNameError {
 ///
 /// The first word is the context, the rest joined by `_` is the fact. With an aggregate, the
 /// aggregate is the context, and the type name may repeat it or not: with `aggregate =
-/// "order"`, both `OrderPaid` and `Paid` give `order.paid`.
+/// "order"`, both `OrderPaid` and `Paid` give `order.paid`. A last word that spells the
+/// version is dropped, so the renamed old struct of an evolved event, `OrderCreatedV1` at
+/// version 1, keeps the name `order.created`.
 pub(crate) fn default_name(
     type_name: &str,
     aggregate: Option<&str>,
+    version: u32,
 ) -> Result<String, DefaultNameError> {
-    let words = split_words(type_name);
+    let mut words = split_words(type_name);
+    if words.len() > 1 && words.last().is_some_and(|w| *w == format!("v{version}")) {
+        words.pop();
+    }
     if let Some(aggregate) = aggregate {
         let prefix: Vec<&str> = aggregate.split('_').collect();
         let rest = if words.len() >= prefix.len() && words.iter().zip(&prefix).all(|(w, p)| w == p)
@@ -166,33 +172,62 @@ mod tests {
 
     #[test]
     fn default_names() {
-        assert_eq!(default_name("OrderCreated", None).unwrap(), "order.created");
         assert_eq!(
-            default_name("OrderCheckoutSent", None).unwrap(),
+            default_name("OrderCreated", None, 1).unwrap(),
+            "order.created"
+        );
+        assert_eq!(
+            default_name("OrderCheckoutSent", None, 1).unwrap(),
             "order.checkout_sent"
         );
         assert_eq!(
-            default_name("OrderPaid", Some("order")).unwrap(),
+            default_name("OrderPaid", Some("order"), 1).unwrap(),
             "order.paid"
         );
-        assert_eq!(default_name("Paid", Some("order")).unwrap(), "order.paid");
         assert_eq!(
-            default_name("PaymentFailed", Some("order")).unwrap(),
+            default_name("Paid", Some("order"), 1).unwrap(),
+            "order.paid"
+        );
+        assert_eq!(
+            default_name("PaymentFailed", Some("order"), 1).unwrap(),
             "order.payment_failed"
         );
         assert_eq!(
-            default_name("PriceAgreementSynced", Some("price_agreement")).unwrap(),
+            default_name("PriceAgreementSynced", Some("price_agreement"), 1).unwrap(),
             "price_agreement.synced"
         );
         assert_eq!(
-            default_name("Created", None),
+            default_name("Created", None, 1),
             Err(DefaultNameError::OneWord {
                 word: "created".into()
             })
         );
         assert_eq!(
-            default_name("Order", Some("order")),
+            default_name("Order", Some("order"), 1),
             Err(DefaultNameError::NothingAfterAggregate)
+        );
+    }
+
+    #[test]
+    fn drops_a_last_word_that_spells_the_version() {
+        assert_eq!(
+            default_name("OrderCreatedV1", None, 1).unwrap(),
+            "order.created"
+        );
+        assert_eq!(
+            default_name("IssuedV2", Some("invoice"), 2).unwrap(),
+            "invoice.issued"
+        );
+        // Another number is part of the fact.
+        assert_eq!(
+            default_name("OrderCreatedV1", None, 2).unwrap(),
+            "order.created_v1"
+        );
+        assert_eq!(
+            default_name("ShipmentV2", None, 2),
+            Err(DefaultNameError::OneWord {
+                word: "shipment".into()
+            })
         );
     }
 

@@ -24,10 +24,9 @@ pub enum VoidReason {
 }
 
 /// An invoice for an order was issued to the customer (v1: float amount, no currency).
-// The default name would be `invoice.issued_v1`: the type name's `V1` is a word of its own.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, DomainEvent)]
+// Named `invoice.issued`: the derive drops a last word that spells the version (`V1`).
 #[event(
-    name = "invoice.issued",
     version = 1,
     source = "billing-service",
     aggregate = "invoice",
