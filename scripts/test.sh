@@ -22,3 +22,4 @@ cargo test --workspace --doc --locked
 
 step "examples run"
 cargo run --locked -q -p orders >/dev/null
+cargo run --locked -q -p chatbot >/dev/null

@@ -33,6 +33,14 @@
 //! - Its [`EventDescriptor`] records where it is defined, its catalog metadata (source,
 //!   aggregate, partition key, PII fields, deprecation) and its JSON Schema.
 //! - The [`registry()`] lists every event linked into the binary, sorted by (name, version).
+//! - An [`Envelope`] wraps an event with its id (UUID v7), type, version, time, source,
+//!   correlation, causation and trace ids and metadata. Its canonical JSON and its
+//!   CloudEvents 1.0 form go both ways; a [`RawEnvelope`] keeps the payload as raw JSON.
+//! - A consumer's typed subscription is an enum deriving [`EventUnion`](derive@EventUnion),
+//!   decoded by `type` and `version` and matched exhaustively.
+//! - The [`EventBus`] delivers events in process: bounded queues with backpressure, order
+//!   per partition key, retries with backoff, dead letters, `wait_for` by correlation id.
+//! - [`testing::HandlerTest`] tests a handler given/when/then, without sleeps.
 //!
 //! # The registry and linking
 //!
@@ -49,7 +57,9 @@
 //!
 //! # Feature flags
 //!
-//! - `derive` (default): re-exports `#[derive(DomainEvent)]`.
+//! - `derive` (default): re-exports `#[derive(DomainEvent)]` and `#[derive(EventUnion)]`.
+//!
+//! The in-memory bus needs no feature; it runs on the tokio runtime it is built in.
 //!
 //! # Dependencies of a user crate
 //!
@@ -60,16 +70,33 @@
 #![warn(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
 
+mod bus;
+mod envelope;
 mod event;
 mod registry;
+pub mod testing;
+mod union;
 
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
 
+pub use bus::{
+    DeadLetter, ErrorKind, EventBus, EventBusBuilder, HandlerError, MetricsSnapshot,
+    PublishContext, PublishError, RedeliverError, RetryPolicy, SubscribeError, SubscriptionOptions,
+    WaitError,
+};
+pub use envelope::{
+    ACTOR_ID, CloudEventError, Envelope, Meta, PARTITION_KEY, RawEnvelope, TENANT_ID,
+    UNKNOWN_SOURCE,
+};
 pub use event::{DomainEvent, EventDescriptor};
 pub use registry::{DuplicateEvent, Registry, RegistryError, register, registry};
+pub use union::{DecodeError, EventUnion, consumers_of};
 
 #[cfg(feature = "derive")]
 #[doc = include_str!("derive_domain_event.md")]
 pub use event_derive::DomainEvent;
+#[cfg(feature = "derive")]
+#[doc = include_str!("derive_event_union.md")]
+pub use event_derive::EventUnion;

@@ -1,19 +1,23 @@
-//! Paths for generated code only: `#[derive(DomainEvent)]` names everything through
+//! Paths for generated code only: the derives name everything through
 //! `::event_core::__private`, so user crates need no direct dependency on inventory and
 //! cannot break the expansion by shadowing `Option`, `String` or `Result`.
 //!
 //! Not public API: anything here may change in any release.
 
+pub use core::convert::From;
 pub use core::option::Option::{self, None, Some};
 pub use core::primitive::{str, u32};
+pub use core::result::Result::{self, Err, Ok};
 pub use core::{concat, file, line, module_path, unreachable};
 pub use inventory;
 pub use schemars;
 pub use serde;
+pub use serde_json;
 pub use std::string::{String, ToString};
 
 pub use crate::event::DescriptorParts;
 pub use crate::registry::Registration;
+pub use crate::union::ConsumerRegistration;
 
 /// The JSON Schema (draft 2020-12) of `T`; the descriptor's schema function.
 pub fn schema_for<T: schemars::JsonSchema>() -> schemars::Schema {
@@ -54,6 +58,42 @@ const fn const_str_eq(a: &str, b: &str) -> bool {
         i += 1;
     }
     true
+}
+
+/// Why no variant of a union decodes `event_type` at `version`: `NewerVersion` when the union
+/// knows the name but only older versions of it, `UnknownEvent` otherwise.
+pub fn unknown_or_newer(
+    events: &[(&str, u32)],
+    event_type: &str,
+    version: u32,
+) -> crate::DecodeError {
+    let known = events
+        .iter()
+        .filter(|(name, _)| *name == event_type)
+        .map(|(_, v)| *v)
+        .max();
+    match known {
+        Some(known) if version > known => crate::DecodeError::newer(event_type, version, known),
+        _ => crate::DecodeError::unknown(event_type, version),
+    }
+}
+
+/// The variant at `index` of a union must carry another event than every variant before it;
+/// evaluated at compile time. `same_as[j]` is the message when it repeats variant `j`.
+///
+/// # Panics
+///
+/// At compile time, on the repeating variant's type, when two variants carry the same name
+/// and version.
+pub const fn assert_unique_event(events: &[(&str, u32)], index: usize, same_as: &[&str]) {
+    let (name, version) = events[index];
+    let mut j = 0;
+    while j < index {
+        let (earlier_name, earlier_version) = events[j];
+        let same = earlier_version == version && const_str_eq(earlier_name, name);
+        assert!(!same, "{}", same_as[j]);
+        j += 1;
+    }
 }
 
 /// The string form of a `#[event(partition_key)]` field: its `Display`.

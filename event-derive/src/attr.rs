@@ -1,10 +1,10 @@
-//! `#[event(...)]` parsed into typed values, one struct per level. Every value keeps the
-//! tokens it came from, so later checks can point at them.
+//! `#[event(...)]` and `#[union(...)]` parsed into typed values, one struct per level. Every
+//! value keeps the tokens it came from, so later checks can point at them.
 
 use crate::ctxt::Ctxt;
 use crate::symbol::{
-    AGGREGATE, CONTAINER_KEYS, CRATE, DEPRECATED, DESCRIPTION, EVENT, FIELD_KEYS, NAME,
-    PARTITION_KEY, PII, PREVIOUS, SOURCE, Symbol, VERSION, one_of,
+    AGGREGATE, CONSUMER, CONTAINER_KEYS, CRATE, DEPRECATED, DESCRIPTION, EVENT, FIELD_KEYS, NAME,
+    PARTITION_KEY, PII, PREVIOUS, SOURCE, Symbol, UNION, UNION_KEYS, VERSION, one_of,
 };
 use proc_macro2::TokenStream;
 use quote::ToTokens;
@@ -14,14 +14,23 @@ use syn::{Attribute, Expr, ExprLit, Lit, LitStr, Path, Token};
 /// A key's value and the tokens of its key, so a repeat can point at the second key.
 pub(crate) struct Attr<'c, T> {
     cx: &'c Ctxt,
+    /// The helper attribute the key belongs to: `event` or `union`.
+    attribute: Symbol,
     key: Symbol,
     value: Option<T>,
 }
 
 impl<'c, T> Attr<'c, T> {
+    /// A key of `#[event(...)]`.
     fn none(cx: &'c Ctxt, key: Symbol) -> Self {
+        Attr::none_in(cx, EVENT, key)
+    }
+
+    /// A key of another helper attribute.
+    fn none_in(cx: &'c Ctxt, attribute: Symbol, key: Symbol) -> Self {
         Attr {
             cx,
+            attribute,
             key,
             value: None,
         }
@@ -29,10 +38,10 @@ impl<'c, T> Attr<'c, T> {
 
     fn set<K: ToTokens>(&mut self, key_tokens: K, value: T) {
         if self.value.is_some() {
-            let key = self.key;
+            let (attribute, key) = (self.attribute, self.key);
             self.cx.error_spanned_by(
                 key_tokens,
-                format!("duplicate event attribute `{key}`: remove one of them"),
+                format!("duplicate {attribute} attribute `{key}`: remove one of them"),
             );
         } else {
             self.value = Some(value);
@@ -218,6 +227,89 @@ impl Field {
             partition_key: partition_key.get(),
             pii: pii.get(),
         }
+    }
+}
+
+/// The keys of `#[union(...)]` on an enum deriving `EventUnion`.
+pub(crate) struct Union {
+    pub(crate) consumer: Option<LitStr>,
+    pub(crate) crate_path: Option<Path>,
+}
+
+impl Union {
+    /// Reads every `#[union(...)]` on the enum, recording mistakes in `cx`.
+    pub(crate) fn from_ast(cx: &Ctxt, attrs: &[Attribute]) -> Self {
+        let mut consumer = Attr::none_in(cx, UNION, CONSUMER);
+        let mut crate_path = Attr::none_in(cx, UNION, CRATE);
+
+        for attr in attrs.iter().filter(|a| a.path() == UNION) {
+            if let Err(err) = require_union_list(attr) {
+                cx.syn_error(err);
+                continue;
+            }
+            let result = attr.parse_nested_meta(|meta| {
+                let key = &meta.path;
+                if key == CONSUMER {
+                    // #[union(consumer = "fulfillment")]
+                    if let Some(s) = string_value(cx, &meta, CONSUMER, "\"fulfillment\"")? {
+                        consumer.set(key, s);
+                    }
+                } else if key == CRATE {
+                    // #[union(crate = "::my_reexport::event_core")]
+                    if let Some(p) = crate_value(cx, &meta)? {
+                        crate_path.set(key, p);
+                    }
+                } else {
+                    let hint = if CONTAINER_KEYS.iter().any(|k| key == *k) {
+                        format!(
+                            "`{}` is a key of `#[event(...)]` on an event struct; \
+                             `#[union(...)]` takes {}",
+                            key.to_token_stream(),
+                            one_of(UNION_KEYS)
+                        )
+                    } else {
+                        format!(
+                            "unknown union attribute `{}`: expected {}",
+                            key.to_token_stream(),
+                            one_of(UNION_KEYS)
+                        )
+                    };
+                    cx.error_spanned_by(key, hint);
+                    skip_value(&meta)?;
+                }
+                Ok(())
+            });
+            if let Err(err) = result {
+                cx.syn_error(err);
+            }
+        }
+
+        Union {
+            consumer: consumer.get(),
+            crate_path: crate_path.get(),
+        }
+    }
+}
+
+/// A variant of a union takes no keys: the event's own `#[event(...)]` says everything.
+pub(crate) fn reject_variant_attrs(cx: &Ctxt, attrs: &[Attribute]) {
+    for attr in attrs.iter().filter(|a| a.path() == UNION) {
+        cx.error_spanned_by(
+            attr,
+            "a union variant takes no `#[union(...)]` keys: put them above the enum, \
+             and the event's keys in `#[event(...)]` on its struct",
+        );
+    }
+}
+
+/// `#[union]` and `#[union = ...]` are mistakes: the keys go in parentheses.
+fn require_union_list(attr: &Attribute) -> syn::Result<()> {
+    match &attr.meta {
+        syn::Meta::List(_) => Ok(()),
+        other => Err(syn::Error::new_spanned(
+            other,
+            "expected `#[union(key = value, ...)]`, e.g. `#[union(consumer = \"fulfillment\")]`",
+        )),
     }
 }
 

@@ -1,8 +1,10 @@
 //! The validation pass: rules that span several keys or fields, one function each.
 
 use crate::ast::Event;
+use crate::ast_union::Union;
 use crate::ctxt::Ctxt;
 use crate::name;
+use quote::ToTokens;
 
 /// Runs every check on a parsed event.
 pub(crate) fn check(cx: &Ctxt, event: &Event) {
@@ -86,5 +88,49 @@ fn check_previous(cx: &Ctxt, event: &Event) {
             previous,
             "an event with a `previous` version is at least version 2: add `version = 2`",
         );
+    }
+}
+
+/// Runs every check on a parsed event union.
+///
+/// Two variants carrying different types with the same (name, version) are caught later, by
+/// the compiler: the names and versions are constants of the variants' types.
+pub(crate) fn check_union(cx: &Ctxt, union: &Union) {
+    check_consumer(cx, union);
+    check_repeated_type(cx, union);
+}
+
+/// The consumer is listed in the catalog beside every event it reads: it needs a name.
+fn check_consumer(cx: &Ctxt, union: &Union) {
+    if let Some(consumer) = &union.attrs.consumer
+        && consumer.value().trim().is_empty()
+    {
+        cx.error_spanned_by(
+            consumer,
+            "`consumer` is empty: name the consuming service or subscription, \
+             like `consumer = \"fulfillment\"`",
+        );
+    }
+}
+
+/// Decoding picks the variant by the event's name and version, so one event type in two
+/// variants would make the choice ambiguous (and the two `From` impls conflict).
+fn check_repeated_type(cx: &Ctxt, union: &Union) {
+    let mut seen: Vec<(String, &syn::Ident)> = Vec::new();
+    for variant in &union.variants {
+        let ty = variant.ty.to_token_stream().to_string();
+        if let Some((_, first)) = seen.iter().find(|(t, _)| *t == ty) {
+            cx.error_spanned_by(
+                variant.ty,
+                format!(
+                    "variant `{first}` already carries `{}`: a union has one variant per \
+                     event, so remove `{}`",
+                    ty.replace(' ', ""),
+                    variant.ident
+                ),
+            );
+        } else {
+            seen.push((ty, variant.ident));
+        }
     }
 }

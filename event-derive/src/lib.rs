@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 mod ast;
+mod ast_union;
 mod attr;
 mod check;
 mod ctxt;
@@ -26,4 +27,14 @@ use syn::{DeriveInput, parse_macro_input};
 pub fn derive_domain_event(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
     expand::domain_event(&input).into()
+}
+
+/// Implements `event_core::EventUnion` for an enum with one variant per event, each carrying
+/// its event as one unnamed field, and `From<Event>` for each variant.
+///
+/// See the documentation of `event_core::EventUnion` (the derive) for every key.
+#[proc_macro_derive(EventUnion, attributes(union))]
+pub fn derive_event_union(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    expand::event_union(&input).into()
 }

@@ -1,14 +1,16 @@
-//! The keys of `#[event(...)]`, in one place.
+//! The keys of `#[event(...)]` and `#[union(...)]`, in one place.
 
 use std::fmt;
 use syn::{Ident, Path};
 
-/// A key of the `event` attribute.
+/// A key of the `event` or `union` attribute.
 #[derive(Copy, Clone)]
 pub(crate) struct Symbol(pub(crate) &'static str);
 
 /// The helper attribute itself: `#[event(...)]`.
 pub(crate) const EVENT: Symbol = Symbol("event");
+/// The helper attribute of `#[derive(EventUnion)]`: `#[union(...)]`.
+pub(crate) const UNION: Symbol = Symbol("union");
 
 // Container keys.
 pub(crate) const NAME: Symbol = Symbol("name");
@@ -19,6 +21,9 @@ pub(crate) const DESCRIPTION: Symbol = Symbol("description");
 pub(crate) const DEPRECATED: Symbol = Symbol("deprecated");
 pub(crate) const PREVIOUS: Symbol = Symbol("previous");
 pub(crate) const CRATE: Symbol = Symbol("crate");
+
+// Union keys (`crate` too).
+pub(crate) const CONSUMER: Symbol = Symbol("consumer");
 
 // Field keys.
 pub(crate) const PARTITION_KEY: Symbol = Symbol("partition_key");
@@ -38,6 +43,9 @@ pub(crate) const CONTAINER_KEYS: &[Symbol] = &[
 
 /// Field keys, for "expected one of" hints.
 pub(crate) const FIELD_KEYS: &[Symbol] = &[PARTITION_KEY, PII];
+
+/// Keys of `#[union(...)]` on the enum, in the order the documentation lists them.
+pub(crate) const UNION_KEYS: &[Symbol] = &[CONSUMER, CRATE];
 
 /// `` `a`, `b` or `c` `` for an error message.
 pub(crate) fn one_of(keys: &[Symbol]) -> String {

@@ -1,6 +1,6 @@
 //! The `DomainEvent` impl, its descriptor and its registration.
 
-use super::default_crate_path;
+use super::{default_crate_path, respan};
 use crate::ast::{Event, Field};
 use crate::doc;
 use proc_macro2::TokenStream;
@@ -156,24 +156,6 @@ fn previous_checks(krate: &syn::Path, ident: &syn::Ident, previous: &syn::Path) 
         );
         const _: fn(#previous) -> #ident = <#ident as #p::Upcast<#previous>>::upcast;
     }
-}
-
-/// `tokens` with every span set to `span`.
-fn respan(tokens: TokenStream, span: proc_macro2::Span) -> TokenStream {
-    use proc_macro2::{Group, TokenTree};
-    tokens
-        .into_iter()
-        .map(|mut tree| {
-            if let TokenTree::Group(group) = &tree {
-                let mut new = Group::new(group.delimiter(), respan(group.stream(), span));
-                new.set_span(span);
-                tree = TokenTree::Group(new);
-            } else {
-                tree.set_span(span);
-            }
-            tree
-        })
-        .collect()
 }
 
 /// `Some(value)` or `None`, as tokens.

@@ -1,0 +1,193 @@
+//! Errors of the bus: publishing, waiting, handling, redelivering.
+
+use std::fmt;
+
+/// Why `publish` failed. The event was not delivered to any subscription.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PublishError {
+    /// The payload did not serialize to JSON (a map with non-string keys, a failing
+    /// `Serialize` impl). Fix the event type.
+    #[error("event payload does not serialize: {0}")]
+    Serialize(#[source] serde_json::Error),
+    /// `try_publish` found a subscription's queue full. Nothing was enqueued anywhere;
+    /// retry later, or use `publish`, which waits for room.
+    #[error("queue of subscription `{subscription}` is full")]
+    Full {
+        /// The subscription whose queue is full.
+        subscription: String,
+    },
+    /// The bus was shut down. Nothing more is accepted.
+    #[error("the event bus is shut down")]
+    Closed,
+}
+
+/// Why `wait_for` returned without an event.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WaitError {
+    /// No matching event arrived in time.
+    #[error("no `{event_type}` with correlation id `{correlation_id}` within {timeout:?}")]
+    Timeout {
+        /// The event type awaited.
+        event_type: &'static str,
+        /// The correlation id awaited.
+        correlation_id: String,
+        /// How long it waited.
+        timeout: std::time::Duration,
+    },
+    /// The matching event arrived but its payload did not decode.
+    #[error(transparent)]
+    Decode(#[from] crate::DecodeError),
+    /// The bus was shut down while waiting.
+    #[error("the event bus is shut down")]
+    Closed,
+}
+
+/// Why `redeliver` failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RedeliverError {
+    /// The dead letter is not (or no longer) in the list: already redelivered, or from
+    /// another bus.
+    #[error("dead letter {0} is not in the list")]
+    NotFound(uuid::Uuid),
+    /// Its subscription no longer exists.
+    #[error("subscription `{0}` does not exist")]
+    NoSubscription(String),
+    /// The bus was shut down.
+    #[error("the event bus is shut down")]
+    Closed,
+}
+
+/// Whether a failed delivery is worth retrying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A passing failure (a timeout, an unavailable dependency): retried with backoff.
+    Retryable,
+    /// Retrying cannot help (the order does not exist, the payload is invalid): straight to
+    /// the dead letters.
+    Permanent,
+}
+
+/// The error a handler returns.
+///
+/// `?` on any `std::error::Error` converts it into a retryable error, as with
+/// `anyhow::Error`; say [`HandlerError::permanent`] when retrying cannot help.
+///
+/// ```
+/// use event_core::HandlerError;
+///
+/// fn check(stock: u32) -> Result<(), HandlerError> {
+///     if stock == 0 {
+///         return Err(HandlerError::permanent("sku is discontinued"));
+///     }
+///     let _: u32 = "12".parse()?; // a std error: retryable
+///     Ok(())
+/// }
+/// assert!(check(0).unwrap_err().is_permanent());
+/// ```
+pub struct HandlerError {
+    kind: ErrorKind,
+    message: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    /// The payload never decoded, so no handler ran.
+    undecodable: bool,
+}
+
+impl HandlerError {
+    /// A failure worth retrying, with backoff.
+    pub fn retryable(message: impl fmt::Display) -> Self {
+        HandlerError {
+            kind: ErrorKind::Retryable,
+            message: message.to_string(),
+            source: None,
+            undecodable: false,
+        }
+    }
+
+    /// A failure retrying cannot fix: the delivery goes straight to the dead letters.
+    pub fn permanent(message: impl fmt::Display) -> Self {
+        HandlerError {
+            kind: ErrorKind::Permanent,
+            message: message.to_string(),
+            source: None,
+            undecodable: false,
+        }
+    }
+
+    /// The payload did not decode for this subscription: permanent, and no handler ran.
+    pub(crate) fn undecodable(error: crate::DecodeError) -> Self {
+        HandlerError {
+            kind: ErrorKind::Permanent,
+            message: error.to_string(),
+            source: Some(Box::new(error)),
+            undecodable: true,
+        }
+    }
+
+    pub(crate) fn kind_is_decode(&self) -> bool {
+        self.undecodable
+    }
+
+    /// Whether it is retryable or permanent.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// Whether retrying cannot help.
+    pub fn is_permanent(&self) -> bool {
+        self.kind == ErrorKind::Permanent
+    }
+
+    /// The underlying error, when made from one with `?`.
+    pub fn source(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
+        self.source.as_deref()
+    }
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for HandlerError {
+    fn from(error: E) -> Self {
+        HandlerError {
+            kind: ErrorKind::Retryable,
+            message: error.to_string(),
+            source: Some(Box::new(error)),
+            undecodable: false,
+        }
+    }
+}
+
+impl fmt::Display for HandlerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        let mut source = self.source.as_deref().and_then(std::error::Error::source);
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for HandlerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HandlerError")
+            .field("kind", &self.kind)
+            .field("message", &self.message)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a subscription could not be added.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SubscribeError {
+    /// Another subscription has this name. Names identify dead letters and checkpoints,
+    /// so each is used once.
+    #[error("a subscription named `{0}` exists already")]
+    NameTaken(String),
+    /// The bus was shut down.
+    #[error("the event bus is shut down")]
+    Closed,
+}

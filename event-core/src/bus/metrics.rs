@@ -1,0 +1,98 @@
+//! Counters and handler latency of a bus.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+/// Latency buckets: bucket `i` holds durations below `2^i` microseconds.
+const BUCKETS: usize = 40;
+
+#[derive(Debug)]
+pub(crate) struct Metrics {
+    pub(crate) published: AtomicU64,
+    pub(crate) delivered: AtomicU64,
+    pub(crate) retried: AtomicU64,
+    pub(crate) dead_lettered: AtomicU64,
+    pub(crate) in_flight: AtomicU64,
+    latency: [AtomicU64; BUCKETS],
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            published: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
+            retried: AtomicU64::new(0),
+            dead_lettered: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+            latency: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+}
+
+impl Metrics {
+    pub(crate) fn record_latency(&self, latency: Duration) {
+        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        let bucket = (u64::BITS - micros.leading_zeros()) as usize;
+        self.latency[bucket.min(BUCKETS - 1)].fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> MetricsSnapshot {
+        let counts: Vec<u64> = self.latency.iter().map(|c| c.load(Relaxed)).collect();
+        let percentile = |p: f64| -> Option<Duration> {
+            let total: u64 = counts.iter().sum();
+            if total == 0 {
+                return None;
+            }
+            #[allow(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                clippy::cast_precision_loss
+            )]
+            let rank = ((total as f64) * p).ceil().max(1.0) as u64;
+            let mut seen = 0;
+            for (i, count) in counts.iter().enumerate() {
+                seen += count;
+                if seen >= rank {
+                    return Some(Duration::from_micros(1u64 << i));
+                }
+            }
+            None
+        };
+        MetricsSnapshot {
+            published: self.published.load(Relaxed),
+            delivered: self.delivered.load(Relaxed),
+            retried: self.retried.load(Relaxed),
+            dead_lettered: self.dead_lettered.load(Relaxed),
+            in_flight: self.in_flight.load(Relaxed),
+            latency_p50: percentile(0.50),
+            latency_p90: percentile(0.90),
+            latency_p99: percentile(0.99),
+        }
+    }
+}
+
+/// The bus's counters at one moment.
+///
+/// Latency percentiles are of successful and failed handler calls alike, measured per
+/// attempt, and given as the upper bound of a power-of-two bucket of microseconds: at most 2×
+/// the true value. `None` before any handler ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MetricsSnapshot {
+    /// Events accepted by `publish`.
+    pub published: u64,
+    /// Deliveries a handler completed successfully (one event to two subscriptions is two).
+    pub delivered: u64,
+    /// Attempts that failed and were retried.
+    pub retried: u64,
+    /// Deliveries moved to the dead letters.
+    pub dead_lettered: u64,
+    /// Deliveries enqueued or running, not yet delivered or dead-lettered.
+    pub in_flight: u64,
+    /// Median handler latency.
+    pub latency_p50: Option<Duration>,
+    /// 90th percentile handler latency.
+    pub latency_p90: Option<Duration>,
+    /// 99th percentile handler latency.
+    pub latency_p99: Option<Duration>,
+}

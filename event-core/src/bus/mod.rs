@@ -1,0 +1,749 @@
+//! The in-process event bus on tokio.
+
+mod context;
+mod dead_letter;
+mod error;
+mod metrics;
+mod pattern;
+mod retry;
+mod subscription;
+
+pub use context::PublishContext;
+pub use dead_letter::DeadLetter;
+pub use error::{ErrorKind, HandlerError, PublishError, RedeliverError, SubscribeError, WaitError};
+pub use metrics::MetricsSnapshot;
+pub use retry::RetryPolicy;
+
+use crate::envelope::{Envelope, RawEnvelope};
+use crate::event::DomainEvent;
+use crate::union::EventUnion;
+use futures_util::FutureExt;
+use pattern::Pattern;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Duration;
+use subscription::{Matcher, RawHandler, Route, Shared, Worker};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+
+/// The queue of one lane of a subscription.
+type Lane = mpsc::Sender<Arc<RawEnvelope>>;
+
+/// An in-process event bus: typed publish and subscribe on tokio.
+///
+/// Every subscription (a name) gets every event it matches, in order per partition key,
+/// through bounded queues: `publish` waits for room, [`try_publish`](Self::try_publish)
+/// says when there is none, and nothing is ever dropped silently. A failing handler is
+/// retried with backoff; a delivery that fails for good goes to the dead letters, from
+/// which it can be redelivered. A panicking handler counts as a failure.
+///
+/// ```
+/// use event_core::{DomainEvent, EventBus};
+/// use schemars::JsonSchema;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
+/// struct OrderPaid { #[event(partition_key)] order_id: String }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let bus = EventBus::builder().build();
+/// bus.subscribe_event::<OrderPaid, _, _>("billing", |env| async move {
+///     println!("issue an invoice for {}", env.payload.order_id);
+///     Ok(())
+/// })?;
+/// let env = bus.publish(OrderPaid { order_id: "o-1".into() }).await?;
+/// assert_eq!(env.event_type, "order.paid");
+/// bus.shutdown().await; // drains what is in flight
+/// assert_eq!(bus.metrics().delivered, 1);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct EventBus {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Config,
+    shared: Arc<Shared>,
+    routes: RwLock<Vec<Arc<Route>>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// No more events from outside handlers; handlers may still publish while draining.
+    closed: AtomicBool,
+    /// Draining is over: the queues are closed, nothing is accepted.
+    draining_done: AtomicBool,
+    recent: Mutex<Recent>,
+    /// Every published envelope, in order, when recording (the test harness).
+    recorded: Option<Mutex<Vec<Arc<RawEnvelope>>>>,
+}
+
+/// Recently published events with a correlation id, and who waits for one.
+#[derive(Default)]
+struct Recent {
+    events: VecDeque<Arc<RawEnvelope>>,
+    waiters: Vec<Waiter>,
+}
+
+struct Waiter {
+    event_type: &'static str,
+    correlation_id: String,
+    reply: oneshot::Sender<Arc<RawEnvelope>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Config {
+    queue_capacity: usize,
+    concurrency: usize,
+    retry: RetryPolicy,
+    recent: usize,
+}
+
+/// Builds an [`EventBus`]: defaults for every subscription, and limits.
+#[derive(Debug, Clone)]
+pub struct EventBusBuilder {
+    config: Config,
+    max_payload_bytes: usize,
+    record: bool,
+}
+
+impl Default for EventBusBuilder {
+    fn default() -> Self {
+        EventBusBuilder {
+            config: Config {
+                queue_capacity: 1024,
+                concurrency: 1,
+                retry: RetryPolicy::default(),
+                recent: 1024,
+            },
+            max_payload_bytes: 1 << 20,
+            record: false,
+        }
+    }
+}
+
+impl EventBusBuilder {
+    /// Room per queue, per lane of a subscription (default 1024). `publish` waits when a
+    /// queue is full.
+    #[must_use]
+    pub fn queue_capacity(mut self, capacity: usize) -> Self {
+        self.config.queue_capacity = capacity.max(1);
+        self
+    }
+
+    /// How many partition keys a subscription handles at once (default 1: strictly in
+    /// publish order). Events with the same key are always handled one after another.
+    #[must_use]
+    pub fn concurrency(mut self, lanes: usize) -> Self {
+        self.config.concurrency = lanes.max(1);
+        self
+    }
+
+    /// The retry policy of every subscription that does not set its own.
+    #[must_use]
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.config.retry = policy;
+        self
+    }
+
+    /// Payloads larger than this many bytes of JSON are dead-lettered instead of handled
+    /// (default 1 MiB).
+    #[must_use]
+    pub fn max_payload_bytes(mut self, bytes: usize) -> Self {
+        self.max_payload_bytes = bytes;
+        self
+    }
+
+    /// How many recent events with a correlation id `wait_for` can still find when it is
+    /// called after they were published (default 1024).
+    #[must_use]
+    pub fn wait_window(mut self, events: usize) -> Self {
+        self.config.recent = events;
+        self
+    }
+
+    /// Keeps every published envelope, for [`HandlerTest`](crate::testing::HandlerTest).
+    pub(crate) fn record(mut self) -> Self {
+        self.record = true;
+        self
+    }
+
+    /// The bus. Subscriptions run on the current tokio runtime.
+    pub fn build(self) -> EventBus {
+        EventBus {
+            inner: Arc::new(Inner {
+                config: self.config,
+                shared: Arc::new(Shared {
+                    max_payload_bytes: self.max_payload_bytes,
+                    ..Shared::default()
+                }),
+                routes: RwLock::new(Vec::new()),
+                tasks: Mutex::new(Vec::new()),
+                closed: AtomicBool::new(false),
+                draining_done: AtomicBool::new(false),
+                recent: Mutex::new(Recent::default()),
+                recorded: self.record.then(|| Mutex::new(Vec::new())),
+            }),
+        }
+    }
+}
+
+/// Settings of one subscription, over the bus's defaults.
+///
+/// ```
+/// use event_core::{RetryPolicy, SubscriptionOptions};
+///
+/// let options = SubscriptionOptions::new().concurrency(8).queue_capacity(64).retry(RetryPolicy::never());
+/// # let _ = options;
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct SubscriptionOptions {
+    queue_capacity: Option<usize>,
+    concurrency: Option<usize>,
+    retry: Option<RetryPolicy>,
+}
+
+impl SubscriptionOptions {
+    /// The bus's defaults.
+    pub fn new() -> Self {
+        SubscriptionOptions::default()
+    }
+
+    /// Room per lane queue.
+    #[must_use]
+    pub fn queue_capacity(mut self, capacity: usize) -> Self {
+        self.queue_capacity = Some(capacity);
+        self
+    }
+
+    /// How many partition keys are handled at once.
+    #[must_use]
+    pub fn concurrency(mut self, lanes: usize) -> Self {
+        self.concurrency = Some(lanes);
+        self
+    }
+
+    /// The retry policy.
+    #[must_use]
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+}
+
+impl EventBus {
+    /// A builder with the defaults: in memory, queues of 1024, one lane, 5 attempts.
+    pub fn builder() -> EventBusBuilder {
+        EventBusBuilder::default()
+    }
+
+    /// Subscribes `name` to the events of the union `U`, handled by `handler`.
+    ///
+    /// # Errors
+    ///
+    /// [`SubscribeError`] when the name is taken or the bus is shut down.
+    pub fn subscribe<U, F, Fut>(&self, name: &str, handler: F) -> Result<(), SubscribeError>
+    where
+        U: EventUnion,
+        F: Fn(Envelope<U>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
+    {
+        self.subscribe_with(name, &SubscriptionOptions::new(), handler)
+    }
+
+    /// [`subscribe`](Self::subscribe) with settings of its own.
+    ///
+    /// # Errors
+    ///
+    /// [`SubscribeError`] when the name is taken or the bus is shut down.
+    pub fn subscribe_with<U, F, Fut>(
+        &self,
+        name: &str,
+        options: &SubscriptionOptions,
+        handler: F,
+    ) -> Result<(), SubscribeError>
+    where
+        U: EventUnion,
+        F: Fn(Envelope<U>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
+    {
+        let mut names: Vec<&'static str> = U::EVENTS.iter().map(|(n, _)| *n).collect();
+        names.sort_unstable();
+        names.dedup();
+        let handler = Arc::new(handler);
+        let raw: RawHandler = Arc::new(move |raw: Arc<RawEnvelope>| match raw.decode::<U>() {
+            Ok(envelope) => handler(envelope).boxed(),
+            Err(error) => {
+                futures_util::future::ready(Err(HandlerError::undecodable(error))).boxed()
+            }
+        });
+        self.add(name, Matcher::Names(names), options, raw)
+    }
+
+    /// Subscribes `name` to one event type: a union of one.
+    ///
+    /// # Errors
+    ///
+    /// [`SubscribeError`] when the name is taken or the bus is shut down.
+    pub fn subscribe_event<E, F, Fut>(&self, name: &str, handler: F) -> Result<(), SubscribeError>
+    where
+        E: DomainEvent,
+        F: Fn(Envelope<E>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
+    {
+        self.subscribe::<E, F, Fut>(name, handler)
+    }
+
+    /// Subscribes `name` to every event whose type matches a dotted glob: `order.*`,
+    /// `*.created`, or `*` for all. The handler gets the payload undecoded.
+    ///
+    /// # Errors
+    ///
+    /// [`SubscribeError`] when the name is taken or the bus is shut down.
+    pub fn subscribe_pattern<F, Fut>(
+        &self,
+        name: &str,
+        pattern: &str,
+        handler: F,
+    ) -> Result<(), SubscribeError>
+    where
+        F: Fn(RawEnvelope) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
+    {
+        self.subscribe_pattern_with(name, pattern, &SubscriptionOptions::new(), handler)
+    }
+
+    /// [`subscribe_pattern`](Self::subscribe_pattern) with settings of its own.
+    ///
+    /// # Errors
+    ///
+    /// [`SubscribeError`] when the name is taken or the bus is shut down.
+    pub fn subscribe_pattern_with<F, Fut>(
+        &self,
+        name: &str,
+        pattern: &str,
+        options: &SubscriptionOptions,
+        handler: F,
+    ) -> Result<(), SubscribeError>
+    where
+        F: Fn(RawEnvelope) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
+    {
+        let raw: RawHandler =
+            Arc::new(move |raw: Arc<RawEnvelope>| handler((*raw).clone()).boxed());
+        self.add(name, Matcher::Pattern(Pattern::new(pattern)), options, raw)
+    }
+
+    fn add(
+        &self,
+        name: &str,
+        matcher: Matcher,
+        options: &SubscriptionOptions,
+        handler: RawHandler,
+    ) -> Result<(), SubscribeError> {
+        if self.inner.closed.load(Relaxed) {
+            return Err(SubscribeError::Closed);
+        }
+        let mut routes = self
+            .inner
+            .routes
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if routes.iter().any(|r| r.name == name) {
+            return Err(SubscribeError::NameTaken(name.to_owned()));
+        }
+        let config = &self.inner.config;
+        let worker = Worker {
+            name: name.to_owned(),
+            handler,
+            retry: options.retry.unwrap_or(config.retry),
+            shared: Arc::clone(&self.inner.shared),
+        };
+        let (lanes, tasks) = subscription::start(
+            worker,
+            options.concurrency.unwrap_or(config.concurrency),
+            options.queue_capacity.unwrap_or(config.queue_capacity),
+        );
+        routes.push(Arc::new(Route {
+            name: name.to_owned(),
+            matcher,
+            lanes: RwLock::new(lanes),
+        }));
+        self.inner
+            .tasks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(tasks);
+        Ok(())
+    }
+
+    /// Publishes an event: wraps it in an envelope, and enqueues it for every matching
+    /// subscription, waiting while a queue is full. Returns the envelope.
+    ///
+    /// Inside a handler, the new event carries the handled event's correlation id, and its id
+    /// as causation id.
+    ///
+    /// # Errors
+    ///
+    /// [`PublishError::Serialize`] when the payload does not serialize;
+    /// [`PublishError::Closed`] after `shutdown`. Either way nothing was enqueued.
+    pub async fn publish<E: DomainEvent>(&self, event: E) -> Result<Envelope<E>, PublishError> {
+        self.publish_with(PublishContext::new(), event).await
+    }
+
+    /// [`publish`](Self::publish) with correlation id, trace id, tenant, actor or source.
+    ///
+    /// # Errors
+    ///
+    /// As [`publish`](Self::publish).
+    pub async fn publish_with<E: DomainEvent>(
+        &self,
+        context: PublishContext,
+        event: E,
+    ) -> Result<Envelope<E>, PublishError> {
+        let (envelope, raw) = self.wrap(context, event)?;
+        let span = tracing::info_span!(
+            "event.publish",
+            event.r#type = E::NAME,
+            event.id = %envelope.id,
+            correlation_id = envelope.correlation_id.as_deref().unwrap_or(""),
+        );
+        self.enqueue(raw).instrument(span).await?;
+        Ok(envelope)
+    }
+
+    /// Publishes without waiting: fails with [`PublishError::Full`] if any matching queue is
+    /// full, and then enqueues nothing anywhere.
+    ///
+    /// # Errors
+    ///
+    /// [`PublishError::Full`], [`PublishError::Serialize`], [`PublishError::Closed`].
+    pub fn try_publish<E: DomainEvent>(&self, event: E) -> Result<Envelope<E>, PublishError> {
+        let (envelope, raw) = self.wrap(PublishContext::new(), event)?;
+        let targets = self.targets(&raw)?;
+        let mut permits = Vec::with_capacity(targets.len());
+        for (name, lane) in &targets {
+            match lane.try_reserve() {
+                Ok(permit) => permits.push(permit),
+                Err(mpsc::error::TrySendError::Full(())) => {
+                    return Err(PublishError::Full {
+                        subscription: name.clone(),
+                    });
+                }
+                Err(mpsc::error::TrySendError::Closed(())) => return Err(PublishError::Closed),
+            }
+        }
+        self.commit(permits, &raw);
+        Ok(envelope)
+    }
+
+    /// Publishes an envelope that arrived from elsewhere (a store, a broker), as is.
+    ///
+    /// # Errors
+    ///
+    /// [`PublishError::Closed`] after `shutdown`.
+    pub async fn publish_raw(&self, envelope: RawEnvelope) -> Result<(), PublishError> {
+        self.enqueue(Arc::new(envelope)).await
+    }
+
+    fn wrap<E: DomainEvent>(
+        &self,
+        context: PublishContext,
+        event: E,
+    ) -> Result<(Envelope<E>, Arc<RawEnvelope>), PublishError> {
+        self.check_open()?;
+        let mut envelope = Envelope::new(event);
+        context.apply(&mut envelope);
+        let raw = envelope.to_raw().map_err(PublishError::Serialize)?;
+        Ok((envelope, Arc::new(raw)))
+    }
+
+    /// The lane of each matching subscription.
+    fn targets(&self, raw: &RawEnvelope) -> Result<Vec<(String, Lane)>, PublishError> {
+        self.check_open()?;
+        let routes = self
+            .inner
+            .routes
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        routes
+            .iter()
+            .filter(|route| route.matcher.matches(&raw.event_type))
+            .map(|route| {
+                route
+                    .lane(raw)
+                    .map(|lane| (route.name.clone(), lane))
+                    .ok_or(PublishError::Closed)
+            })
+            .collect()
+    }
+
+    async fn enqueue(&self, raw: Arc<RawEnvelope>) -> Result<(), PublishError> {
+        let targets = self.targets(&raw)?;
+        let mut permits = Vec::with_capacity(targets.len());
+        for (_, lane) in &targets {
+            permits.push(lane.reserve().await.map_err(|_| PublishError::Closed)?);
+        }
+        self.commit(permits, &raw);
+        Ok(())
+    }
+
+    /// Sends on every reserved permit, counts, and answers `wait_for`.
+    fn commit(&self, permits: Vec<mpsc::Permit<'_, Arc<RawEnvelope>>>, raw: &Arc<RawEnvelope>) {
+        let metrics = &self.inner.shared.metrics;
+        metrics.published.fetch_add(1, Relaxed);
+        metrics.in_flight.fetch_add(permits.len() as u64, Relaxed);
+        for permit in permits {
+            permit.send(Arc::clone(raw));
+        }
+        if let Some(recorded) = &self.inner.recorded {
+            recorded
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(Arc::clone(raw));
+        }
+        if let Some(correlation_id) = &raw.correlation_id {
+            let mut recent = self
+                .inner
+                .recent
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let waiters = std::mem::take(&mut recent.waiters);
+            for waiter in waiters {
+                if waiter.event_type == raw.event_type && waiter.correlation_id == *correlation_id {
+                    let _ = waiter.reply.send(Arc::clone(raw));
+                } else if !waiter.reply.is_closed() {
+                    recent.waiters.push(waiter);
+                }
+            }
+            if self.inner.config.recent > 0 {
+                if recent.events.len() == self.inner.config.recent {
+                    recent.events.pop_front();
+                }
+                recent.events.push_back(Arc::clone(raw));
+            }
+        }
+    }
+
+    /// Waits for an event of type `E` with this correlation id, published before the call
+    /// (among the last `wait_window` such events) or within `timeout` after it.
+    ///
+    /// # Errors
+    ///
+    /// [`WaitError::Timeout`] when none came; [`WaitError::Decode`] when one came whose
+    /// payload is not an `E`; [`WaitError::Closed`] when the bus shut down meanwhile.
+    pub async fn wait_for<E: DomainEvent>(
+        &self,
+        correlation_id: &str,
+        timeout: Duration,
+    ) -> Result<Envelope<E>, WaitError> {
+        let reply = {
+            let mut recent = self
+                .inner
+                .recent
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let found = recent.events.iter().rev().find(|raw| {
+                raw.event_type == E::NAME && raw.correlation_id.as_deref() == Some(correlation_id)
+            });
+            if let Some(raw) = found {
+                return Ok(raw.decode::<E>()?);
+            }
+            if self.inner.closed.load(Relaxed) {
+                return Err(WaitError::Closed);
+            }
+            let (tx, rx) = oneshot::channel();
+            recent.waiters.push(Waiter {
+                event_type: E::NAME,
+                correlation_id: correlation_id.to_owned(),
+                reply: tx,
+            });
+            rx
+        };
+        match tokio::time::timeout(timeout, reply).await {
+            Ok(Ok(raw)) => Ok(raw.decode::<E>()?),
+            Ok(Err(_)) => Err(WaitError::Closed),
+            Err(_) => Err(WaitError::Timeout {
+                event_type: E::NAME,
+                correlation_id: correlation_id.to_owned(),
+                timeout,
+            }),
+        }
+    }
+
+    /// Every dead letter, oldest first.
+    #[allow(
+        clippy::unused_async,
+        reason = "async like the durable stores' version"
+    )]
+    pub async fn dead_letters(&self) -> Vec<DeadLetter> {
+        self.inner
+            .shared
+            .dead_letters
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Takes a dead letter off the list and sends its event to its subscription again, with
+    /// a fresh count of attempts.
+    ///
+    /// # Errors
+    ///
+    /// [`RedeliverError`] when the letter is not in the list, its subscription is gone, or the
+    /// bus is shut down; the letter then stays in the list.
+    pub async fn redeliver(&self, letter: &DeadLetter) -> Result<(), RedeliverError> {
+        if self.inner.closed.load(Relaxed) {
+            return Err(RedeliverError::Closed);
+        }
+        let route = self
+            .inner
+            .routes
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .find(|r| r.name == letter.subscription)
+            .cloned()
+            .ok_or_else(|| RedeliverError::NoSubscription(letter.subscription.clone()))?;
+        let taken = {
+            let mut letters = self
+                .inner
+                .shared
+                .dead_letters
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let index = letters
+                .iter()
+                .position(|l| {
+                    l.subscription == letter.subscription && l.envelope.id == letter.envelope.id
+                })
+                .ok_or(RedeliverError::NotFound(letter.envelope.id))?;
+            letters.remove(index)
+        };
+        let envelope = Arc::new(taken.envelope.clone());
+        let permit = match route.lane(&envelope) {
+            Some(lane) => lane.reserve_owned().await.ok(),
+            None => None,
+        };
+        if let Some(permit) = permit {
+            // Counted before the lane can finish it.
+            self.inner.shared.metrics.in_flight.fetch_add(1, Relaxed);
+            permit.send(envelope);
+            Ok(())
+        } else {
+            self.inner
+                .shared
+                .dead_letters
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(taken);
+            Err(RedeliverError::Closed)
+        }
+    }
+
+    /// After `shutdown` began, only handlers finishing their work may publish, until the
+    /// queues close.
+    fn check_open(&self) -> Result<(), PublishError> {
+        let in_handler = context::HANDLED.try_with(|_| ()).is_ok();
+        if self.inner.draining_done.load(Relaxed)
+            || (self.inner.closed.load(Relaxed) && !in_handler)
+        {
+            return Err(PublishError::Closed);
+        }
+        Ok(())
+    }
+
+    /// Everything published since recording began (test harness only).
+    pub(crate) fn recorded(&self) -> Vec<Arc<RawEnvelope>> {
+        self.inner.recorded.as_ref().map_or_else(Vec::new, |r| {
+            r.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        })
+    }
+
+    /// Runs `handler` on `envelope` as a subscription would: in the handler scope, so
+    /// what it publishes carries correlation and causation; panics caught.
+    pub(crate) async fn run_handler<Fut>(
+        &self,
+        envelope: &RawEnvelope,
+        handler: Fut,
+    ) -> Result<(), HandlerError>
+    where
+        Fut: Future<Output = Result<(), HandlerError>>,
+    {
+        let scope = context::Handled {
+            event_id: envelope.id,
+            correlation_id: envelope.correlation_id.clone(),
+            trace_id: envelope.trace_id.clone(),
+        };
+        match std::panic::AssertUnwindSafe(context::HANDLED.scope(scope, handler))
+            .catch_unwind()
+            .await
+        {
+            Ok(result) => result,
+            Err(panic) => Err(subscription::panicked(&*panic)),
+        }
+    }
+
+    /// The counters now.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.inner.shared.metrics.snapshot()
+    }
+
+    /// Stops accepting events, lets every subscription finish what is queued (retries
+    /// included), and returns when all are done.
+    pub async fn shutdown(&self) {
+        self.inner.closed.store(true, Relaxed);
+        // Handlers still running may publish follow-up events: wait until nothing is in
+        // flight before closing the queues.
+        self.inner.shared.wait_idle().await;
+        self.inner.draining_done.store(true, Relaxed);
+        for route in self
+            .inner
+            .routes
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            route
+                .lanes
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clear();
+        }
+        let tasks = std::mem::take(
+            &mut *self
+                .inner
+                .tasks
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        for task in tasks {
+            // A lane task only ends by draining its queue; a panic is caught per handler.
+            let _ = task.await;
+        }
+        let mut recent = self
+            .inner
+            .recent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        recent.waiters.clear();
+    }
+}
+
+impl std::fmt::Debug for EventBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let routes = self
+            .inner
+            .routes
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let names: Vec<&str> = routes.iter().map(|r| r.name.as_str()).collect();
+        f.debug_struct("EventBus")
+            .field("subscriptions", &names)
+            .field("closed", &self.inner.closed.load(Relaxed))
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,63 @@
+//! Dotted glob patterns for `subscribe_pattern`: `order.*`, `*.created`, `*`.
+
+/// A pattern over event types: segments separated by `.`, `*` matching one segment, a
+/// trailing `*` (or `*` alone) matching any number of remaining segments (at least one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Pattern {
+    segments: Vec<String>,
+}
+
+impl Pattern {
+    pub(crate) fn new(pattern: &str) -> Self {
+        Pattern {
+            segments: pattern.split('.').map(str::to_owned).collect(),
+        }
+    }
+
+    pub(crate) fn matches(&self, event_type: &str) -> bool {
+        let mut parts = event_type.split('.');
+        let last = self.segments.len() - 1;
+        for (i, segment) in self.segments.iter().enumerate() {
+            let Some(part) = parts.next() else {
+                return false;
+            };
+            if segment == "*" {
+                if i == last {
+                    return true;
+                }
+            } else if segment != part {
+                return false;
+            }
+        }
+        parts.next().is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Pattern;
+
+    #[test]
+    fn globs() {
+        let cases = [
+            ("*", "order.created", true),
+            ("order.*", "order.created", true),
+            ("order.*", "order.payment.failed", true),
+            ("order.*", "orders.created", false),
+            ("order.*", "order", false),
+            ("*.created", "order.created", true),
+            ("*.created", "order.paid", false),
+            ("ai.*.open", "ai.breaker.open", true),
+            ("ai.*.open", "ai.breaker.closed", false),
+            ("order.created", "order.created", true),
+            ("order.created", "order.created.v2", false),
+        ];
+        for (pattern, event, expected) in cases {
+            assert_eq!(
+                Pattern::new(pattern).matches(event),
+                expected,
+                "{pattern} {event}"
+            );
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! One subscription: its lanes, and the delivery loop with retries and dead letters.
+
+use super::context::{HANDLED, Handled};
+use super::dead_letter::DeadLetter;
+use super::error::HandlerError;
+use super::metrics::Metrics;
+use super::pattern::Pattern;
+use super::retry::RetryPolicy;
+use crate::envelope::RawEnvelope;
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use std::hash::{Hash, Hasher};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+/// The handler of a subscription, over raw envelopes; typed handlers decode first.
+pub(crate) type RawHandler =
+    Arc<dyn Fn(Arc<RawEnvelope>) -> BoxFuture<'static, Result<(), HandlerError>> + Send + Sync>;
+
+/// Which events a subscription receives.
+#[derive(Debug)]
+pub(crate) enum Matcher {
+    /// Every event whose type is one of these names, at any version: a version the union
+    /// does not know is dead-lettered, not skipped.
+    Names(Vec<&'static str>),
+    /// Every event whose type matches.
+    Pattern(Pattern),
+}
+
+impl Matcher {
+    pub(crate) fn matches(&self, event_type: &str) -> bool {
+        match self {
+            Matcher::Names(names) => names.contains(&event_type),
+            Matcher::Pattern(pattern) => pattern.matches(event_type),
+        }
+    }
+}
+
+/// State shared by the bus and every lane: counters and dead letters.
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    pub(crate) metrics: Metrics,
+    pub(crate) dead_letters: Mutex<Vec<DeadLetter>>,
+    pub(crate) max_payload_bytes: usize,
+    /// Signalled when the last delivery in flight finishes.
+    pub(crate) idle: tokio::sync::Notify,
+}
+
+impl Shared {
+    /// A delivery is over: delivered or dead-lettered.
+    pub(crate) fn finished(&self) {
+        if self.metrics.in_flight.fetch_sub(1, Relaxed) == 1 {
+            self.idle.notify_waiters();
+        }
+    }
+
+    /// Returns once no delivery is in flight.
+    pub(crate) async fn wait_idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.metrics.in_flight.load(Relaxed) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    pub(crate) fn dead_letter(&self, letter: DeadLetter) {
+        tracing::warn!(
+            subscription = %letter.subscription,
+            event.id = %letter.envelope.id,
+            event.r#type = %letter.envelope.event_type,
+            attempts = letter.attempts,
+            error = %letter.last_error,
+            "event dead-lettered"
+        );
+        self.metrics.dead_lettered.fetch_add(1, Relaxed);
+        self.dead_letters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(letter);
+    }
+}
+
+/// The routing side of a subscription, held by the bus.
+pub(crate) struct Route {
+    pub(crate) name: String,
+    pub(crate) matcher: Matcher,
+    /// One queue per lane; emptied at shutdown, which ends the lanes once drained.
+    pub(crate) lanes: std::sync::RwLock<Vec<mpsc::Sender<Arc<RawEnvelope>>>>,
+}
+
+impl Route {
+    /// The lane of an event: by partition key, so one key's events stay in order; events
+    /// without a key spread by id.
+    pub(crate) fn lane(&self, envelope: &RawEnvelope) -> Option<mpsc::Sender<Arc<RawEnvelope>>> {
+        let lanes = self
+            .lanes
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if lanes.is_empty() {
+            return None;
+        }
+        let mut hasher = std::hash::DefaultHasher::new();
+        match envelope.partition_key() {
+            Some(key) => key.hash(&mut hasher),
+            None => envelope.id.hash(&mut hasher),
+        }
+        let index = usize::try_from(hasher.finish() % lanes.len() as u64).unwrap_or(0);
+        Some(lanes[index].clone())
+    }
+}
+
+/// The handling side of a subscription, held by its lanes.
+pub(crate) struct Worker {
+    pub(crate) name: String,
+    pub(crate) handler: RawHandler,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) shared: Arc<Shared>,
+}
+
+/// Starts `concurrency` lanes with queues of `capacity` each.
+pub(crate) fn start(
+    worker: Worker,
+    concurrency: usize,
+    capacity: usize,
+) -> (Vec<mpsc::Sender<Arc<RawEnvelope>>>, Vec<JoinHandle<()>>) {
+    let worker = Arc::new(worker);
+    (0..concurrency.max(1))
+        .map(|_| {
+            let (tx, mut rx) = mpsc::channel::<Arc<RawEnvelope>>(capacity.max(1));
+            let worker = Arc::clone(&worker);
+            let task = tokio::spawn(async move {
+                while let Some(envelope) = rx.recv().await {
+                    worker.deliver(envelope).await;
+                }
+            });
+            (tx, task)
+        })
+        .unzip()
+}
+
+impl Worker {
+    /// Runs the handler until it succeeds, fails permanently or runs out of attempts.
+    async fn deliver(&self, envelope: Arc<RawEnvelope>) {
+        let span = tracing::info_span!(
+            "event.deliver",
+            subscription = %self.name,
+            event.r#type = %envelope.event_type,
+            event.id = %envelope.id,
+            correlation_id = envelope.correlation_id.as_deref().unwrap_or(""),
+        );
+        self.deliver_in_span(envelope).instrument(span).await;
+        self.shared.finished();
+    }
+
+    async fn deliver_in_span(&self, envelope: Arc<RawEnvelope>) {
+        let size = envelope.payload.get().len();
+        if size > self.shared.max_payload_bytes {
+            let error = format!(
+                "payload of {size} bytes exceeds the limit of {} bytes",
+                self.shared.max_payload_bytes
+            );
+            return self.dead_letter(&envelope, error, 0);
+        }
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let started = Instant::now();
+            let result = self.attempt(&envelope).await;
+            self.shared.metrics.record_latency(started.elapsed());
+            let error = match result {
+                Ok(()) => {
+                    self.shared.metrics.delivered.fetch_add(1, Relaxed);
+                    return;
+                }
+                Err(error) => error,
+            };
+            if error.is_permanent() || attempt >= self.retry.attempts() {
+                // A payload that never decoded never reached the handler.
+                let attempts = if error.kind_is_decode() { 0 } else { attempt };
+                return self.dead_letter(&envelope, error.to_string(), attempts);
+            }
+            tracing::debug!(attempt, error = %error, "handler failed, retrying");
+            self.shared.metrics.retried.fetch_add(1, Relaxed);
+            tokio::time::sleep(self.retry.delay(attempt)).await;
+        }
+    }
+
+    /// One call of the handler, with panics caught and counted as retryable failures.
+    async fn attempt(&self, envelope: &Arc<RawEnvelope>) -> Result<(), HandlerError> {
+        let handled = Handled {
+            event_id: envelope.id,
+            correlation_id: envelope.correlation_id.clone(),
+            trace_id: envelope.trace_id.clone(),
+        };
+        let call =
+            std::panic::catch_unwind(AssertUnwindSafe(|| (self.handler)(Arc::clone(envelope))));
+        let future = match call {
+            Ok(future) => future,
+            Err(panic) => return Err(panicked(&*panic)),
+        };
+        match AssertUnwindSafe(HANDLED.scope(handled, future))
+            .catch_unwind()
+            .await
+        {
+            Ok(result) => result,
+            Err(panic) => Err(panicked(&*panic)),
+        }
+    }
+
+    fn dead_letter(&self, envelope: &RawEnvelope, last_error: String, attempts: u32) {
+        self.shared.dead_letter(DeadLetter {
+            subscription: self.name.clone(),
+            envelope: envelope.clone(),
+            last_error,
+            attempts,
+            failed_at: chrono::Utc::now(),
+        });
+    }
+}
+
+/// A panic as a retryable handler error, with its message when it has one.
+pub(crate) fn panicked(panic: &(dyn std::any::Any + Send)) -> HandlerError {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a non-string payload".to_owned());
+    HandlerError::retryable(format!("handler panicked: {message}"))
+}

@@ -1,0 +1,27 @@
+use event_core::{DomainEvent, EventUnion};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, JsonSchema, DomainEvent)]
+#[event(name = "order.created")]
+struct OrderCreated {
+    order_id: String,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, DomainEvent)]
+#[event(name = "order.paid")]
+struct OrderPaid {
+    order_id: String,
+}
+
+struct OrderShipped {
+    carrier: String,
+}
+
+#[derive(EventUnion)]
+enum OrderEvents {
+    Created(OrderCreated),
+    Shipped(OrderShipped),
+}
+
+fn main() {}
