@@ -1,0 +1,190 @@
+//! Publish → handler throughput of the bus, against a hand-written fan-out over the same
+//! tokio primitives.
+//!
+//! One iteration publishes `EVENTS` small events and waits until every subscription has
+//! handled all of them: each handler bumps one shared counter, and the handler that brings it
+//! to `EVENTS × subscriptions` wakes the publisher through a `Notify`. Building the bus (or
+//! the channels) and shutting it down happen outside the timed part.
+//!
+//! The baseline is what one would write by hand without the bus: one bounded `mpsc` channel
+//! (capacity 1024, as the bus's queues) per subscriber task, the publisher sending an
+//! `Arc<E>` clone to each.
+//!
+//! Both run on a current-thread runtime and on a multi-thread runtime with 2 workers; the
+//! publisher is a task on the runtime in both cases.
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use event_core::{DomainEvent, EventBus};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::hint::black_box;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::runtime::Runtime;
+use tokio::sync::{Notify, mpsc};
+
+/// Events per iteration.
+const EVENTS: u64 = 10_000;
+/// Room per queue: the bus's default, and the baseline's channels.
+const CAPACITY: usize = 1024;
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
+#[event(name = "bench.ticked", source = "bench")]
+struct Ticked {
+    #[event(partition_key)]
+    id: String,
+    n: u64,
+}
+
+fn ticked(n: u64) -> Ticked {
+    Ticked {
+        id: format!("t-{}", n % 64),
+        n,
+    }
+}
+
+/// Counts handled events across every subscription and wakes the publisher at the last one.
+struct Done {
+    handled: AtomicU64,
+    target: u64,
+    notify: Notify,
+}
+
+impl Done {
+    fn new(subscriptions: u64) -> Arc<Self> {
+        Arc::new(Done {
+            handled: AtomicU64::new(0),
+            target: EVENTS * subscriptions,
+            notify: Notify::new(),
+        })
+    }
+
+    fn handled_one(&self) {
+        if self.handled.fetch_add(1, Ordering::AcqRel) + 1 == self.target {
+            // `notify_one` keeps a permit when the publisher is not waiting yet.
+            self.notify.notify_one();
+        }
+    }
+}
+
+/// One timed iteration through the bus.
+async fn through_bus(subscriptions: u64) -> Duration {
+    let bus = EventBus::builder().queue_capacity(CAPACITY).build();
+    let done = Done::new(subscriptions);
+    for s in 0..subscriptions {
+        let done = Arc::clone(&done);
+        bus.subscribe_event::<Ticked, _, _>(&format!("sub-{s}"), move |env| {
+            black_box(env.payload.n);
+            done.handled_one();
+            async { Ok(()) }
+        })
+        .expect("subscribes");
+    }
+    let start = Instant::now();
+    for n in 0..EVENTS {
+        black_box(bus.publish(ticked(n)).await.expect("publishes"));
+    }
+    done.notify.notified().await;
+    let elapsed = start.elapsed();
+    bus.shutdown().await;
+    assert_eq!(bus.metrics().delivered, EVENTS * subscriptions);
+    elapsed
+}
+
+/// One timed iteration through hand-written channels.
+async fn through_channels(subscriptions: u64) -> Duration {
+    let done = Done::new(subscriptions);
+    let mut senders = Vec::new();
+    let mut tasks = Vec::new();
+    for _ in 0..subscriptions {
+        let (tx, mut rx) = mpsc::channel::<Arc<Ticked>>(CAPACITY);
+        let done = Arc::clone(&done);
+        tasks.push(tokio::spawn(async move {
+            while let Some(event) = rx.recv().await {
+                black_box(event.n);
+                done.handled_one();
+            }
+        }));
+        senders.push(tx);
+    }
+    let start = Instant::now();
+    for n in 0..EVENTS {
+        let event = Arc::new(ticked(n));
+        for tx in &senders {
+            tx.send(Arc::clone(&event)).await.expect("sends");
+        }
+    }
+    done.notify.notified().await;
+    let elapsed = start.elapsed();
+    drop(senders);
+    for task in tasks {
+        task.await.expect("consumer ends");
+    }
+    elapsed
+}
+
+/// Runs `iters` iterations of `body` as a task on `runtime`, summing their timed parts.
+fn run<F, Fut>(runtime: &Runtime, iters: u64, body: F) -> Duration
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: Future<Output = Duration> + Send + 'static,
+{
+    runtime.block_on(async move {
+        tokio::spawn(async move {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                total += body().await;
+            }
+            total
+        })
+        .await
+        .expect("bench task")
+    })
+}
+
+fn bench(c: &mut Criterion) {
+    let runtimes = [
+        (
+            "current_thread",
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime"),
+        ),
+        (
+            "multi_thread_2",
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime"),
+        ),
+    ];
+    for (flavor, runtime) in &runtimes {
+        let mut group = c.benchmark_group(format!("bus_fanout/{flavor}"));
+        group
+            .throughput(Throughput::Elements(EVENTS))
+            .sample_size(20)
+            .warm_up_time(Duration::from_secs(1))
+            .measurement_time(Duration::from_secs(4));
+        for subscriptions in [1_u64, 10] {
+            group.bench_with_input(
+                BenchmarkId::new("event_bus", subscriptions),
+                &subscriptions,
+                |b, &subs| b.iter_custom(|iters| run(runtime, iters, move || through_bus(subs))),
+            );
+            group.bench_with_input(
+                BenchmarkId::new("mpsc_baseline", subscriptions),
+                &subscriptions,
+                |b, &subs| {
+                    b.iter_custom(|iters| run(runtime, iters, move || through_channels(subs)));
+                },
+            );
+        }
+        group.finish();
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
