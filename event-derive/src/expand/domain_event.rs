@@ -88,7 +88,17 @@ pub(crate) fn expand(event: &Event) -> TokenStream {
                             pii: &[#(#pii),*],
                             deprecated: #deprecated,
                             previous: #previous,
-                            schema: #p::schema_for::<#ident>,
+                            schema: {
+                                fn __schema() -> #p::schemars::Schema {
+                                    static __FNS: #p::SchemaFns = #p::SchemaFns {
+                                        name: <#ident as #p::schemars::JsonSchema>::schema_name,
+                                        id: <#ident as #p::schemars::JsonSchema>::schema_id,
+                                        json_schema: <#ident as #p::schemars::JsonSchema>::json_schema,
+                                    };
+                                    #p::root_schema(&__FNS)
+                                }
+                                __schema
+                            },
                         });
                     &__DESCRIPTOR
                 }
