@@ -130,14 +130,7 @@ impl Outcome {
     /// With a message saying what differs.
     #[track_caller]
     pub fn assert_published<E: DomainEvent + PartialEq + Debug>(&self, expected: &[E]) {
-        if let Err(error) = &self.result {
-            panic!("the handler failed: {error}");
-        }
-        let types: Vec<&str> = self
-            .published
-            .iter()
-            .map(|e| e.event_type.as_str())
-            .collect();
+        let types = self.succeeded_and_published();
         assert!(
             self.published.iter().all(|e| e.event_type == E::NAME),
             "expected only `{}` events, the handler published {types:?}",
@@ -162,15 +155,20 @@ impl Outcome {
     /// With the error, or the types published.
     #[track_caller]
     pub fn assert_nothing_published(&self) {
+        let types = self.succeeded_and_published();
+        assert!(types.is_empty(), "the handler published {types:?}");
+    }
+
+    /// The types published, after asserting the handler succeeded.
+    #[track_caller]
+    fn succeeded_and_published(&self) -> Vec<&str> {
         if let Err(error) = &self.result {
             panic!("the handler failed: {error}");
         }
-        let types: Vec<&str> = self
-            .published
+        self.published
             .iter()
             .map(|e| e.event_type.as_str())
-            .collect();
-        assert!(types.is_empty(), "the handler published {types:?}");
+            .collect()
     }
 
     /// Asserts the handler failed with an error whose message contains `message`, and

@@ -425,12 +425,12 @@ impl EventBus {
         let (envelope, raw) = self.wrap(PublishContext::new(), event)?;
         let targets = self.targets(&raw)?;
         let mut permits = Vec::with_capacity(targets.len());
-        for (name, lane) in &targets {
+        for (route, lane) in &targets {
             match lane.try_reserve() {
                 Ok(permit) => permits.push(permit),
                 Err(mpsc::error::TrySendError::Full(())) => {
                     return Err(PublishError::Full {
-                        subscription: name.clone(),
+                        subscription: route.name.clone(),
                     });
                 }
                 Err(mpsc::error::TrySendError::Closed(())) => return Err(PublishError::Closed),
@@ -462,7 +462,7 @@ impl EventBus {
     }
 
     /// The lane of each matching subscription.
-    fn targets(&self, raw: &RawEnvelope) -> Result<Vec<(String, Lane)>, PublishError> {
+    fn targets(&self, raw: &RawEnvelope) -> Result<Vec<(Arc<Route>, Lane)>, PublishError> {
         self.check_open()?;
         let routes = self
             .inner
@@ -475,7 +475,7 @@ impl EventBus {
             .map(|route| {
                 route
                     .lane(raw)
-                    .map(|lane| (route.name.clone(), lane))
+                    .map(|lane| (Arc::clone(route), lane))
                     .ok_or(PublishError::Closed)
             })
             .collect()
