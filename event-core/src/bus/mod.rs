@@ -386,6 +386,10 @@ impl EventBus {
     /// Inside a handler, the new event carries the handled event's correlation id, and its id
     /// as causation id.
     ///
+    /// A handler that publishes into its own subscription waits, like any publisher, while
+    /// that queue is full, and its lane cannot drain while it waits: give such a subscription
+    /// room (`queue_capacity`) or publish there with [`try_publish`](Self::try_publish).
+    ///
     /// # Errors
     ///
     /// [`PublishError::Serialize`] when the payload does not serialize;
