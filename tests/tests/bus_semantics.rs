@@ -39,6 +39,44 @@ fn log<T>() -> Log<T> {
     Arc::new(Mutex::new(Vec::new()))
 }
 
+/// Subscribes `name` to `E`, each delivery taking `delay`; returns the count of deliveries.
+fn count<E: DomainEvent>(bus: &EventBus, name: &str, delay: Duration) -> Arc<AtomicUsize> {
+    let handled = Arc::new(AtomicUsize::new(0));
+    let h = handled.clone();
+    bus.subscribe_event::<E, _, _>(name, move |_| {
+        let h = h.clone();
+        async move {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            h.fetch_add(1, SeqCst);
+            Ok(())
+        }
+    })
+    .unwrap();
+    handled
+}
+
+/// A `payments` subscription answering every created order with a paid one, after `delay`,
+/// from inside the handler (so correlation and causation carry over).
+fn pay_every_order(bus: &EventBus, delay: Duration) {
+    let b = bus.clone();
+    bus.subscribe_event::<OrderCreated, _, _>("payments", move |env| {
+        let b = b.clone();
+        async move {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            b.publish(OrderPaid {
+                order_id: env.payload.order_id,
+            })
+            .await?;
+            Ok(())
+        }
+    })
+    .unwrap();
+}
+
 #[tokio::test]
 async fn every_matching_subscription_gets_every_event() {
     let bus = EventBus::builder().build();
@@ -351,18 +389,7 @@ async fn a_panicking_handler_is_a_failure_not_a_crash() {
 async fn wait_for_finds_the_reply_or_times_out() {
     let bus = EventBus::builder().build();
     // A responder: answers every created order with a paid one, in the same correlation.
-    let b = bus.clone();
-    bus.subscribe_event::<OrderCreated, _, _>("payments", move |env| {
-        let b = b.clone();
-        async move {
-            b.publish(OrderPaid {
-                order_id: env.payload.order_id,
-            })
-            .await?;
-            Ok(())
-        }
-    })
-    .unwrap();
+    pay_every_order(&bus, Duration::ZERO);
     let request = bus
         .publish_with(
             PublishContext::new().correlation_id("c-1"),
@@ -391,17 +418,7 @@ async fn wait_for_finds_the_reply_or_times_out() {
 #[tokio::test]
 async fn shutdown_drains_in_flight_deliveries() {
     let bus = EventBus::builder().build();
-    let handled = Arc::new(AtomicUsize::new(0));
-    let h = handled.clone();
-    bus.subscribe_event::<OrderCreated, _, _>("slow", move |_| {
-        let h = h.clone();
-        async move {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-            h.fetch_add(1, SeqCst);
-            Ok(())
-        }
-    })
-    .unwrap();
+    let handled = count::<OrderCreated>(&bus, "slow", Duration::from_millis(2));
     for seq in 0..20 {
         bus.publish(created("o-1", seq)).await.unwrap();
     }
@@ -421,16 +438,7 @@ async fn shutdown_drains_in_flight_deliveries() {
 #[tokio::test]
 async fn bad_payloads_are_dead_lettered_with_the_decode_error() {
     let bus = EventBus::builder().max_payload_bytes(200).build();
-    let handled = Arc::new(AtomicUsize::new(0));
-    let h = handled.clone();
-    bus.subscribe_event::<OrderCreated, _, _>("fulfillment", move |_| {
-        let h = h.clone();
-        async move {
-            h.fetch_add(1, SeqCst);
-            Ok(())
-        }
-    })
-    .unwrap();
+    let handled = count::<OrderCreated>(&bus, "fulfillment", Duration::ZERO);
     let good = Envelope::new(created("o-1", 1)).to_raw().unwrap();
     let with_payload = |version: u32, payload: &str| {
         let mut raw = good.clone();
@@ -482,18 +490,7 @@ async fn bad_payloads_are_dead_lettered_with_the_decode_error() {
 #[tokio::test]
 async fn handlers_carry_correlation_and_causation() {
     let bus = EventBus::builder().build();
-    let b = bus.clone();
-    bus.subscribe_event::<OrderCreated, _, _>("payments", move |env| {
-        let b = b.clone();
-        async move {
-            b.publish(OrderPaid {
-                order_id: env.payload.order_id,
-            })
-            .await?;
-            Ok(())
-        }
-    })
-    .unwrap();
+    pay_every_order(&bus, Duration::ZERO);
     let paid = log();
     let p = paid.clone();
     bus.subscribe_event::<OrderPaid, _, _>("timeline", move |env| {
@@ -546,29 +543,8 @@ fn public_types_are_send_and_sync() {
 #[tokio::test]
 async fn handlers_may_publish_while_shutdown_drains() {
     let bus = EventBus::builder().build();
-    let b = bus.clone();
-    bus.subscribe_event::<OrderCreated, _, _>("payments", move |env| {
-        let b = b.clone();
-        async move {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-            b.publish(OrderPaid {
-                order_id: env.payload.order_id,
-            })
-            .await?;
-            Ok(())
-        }
-    })
-    .unwrap();
-    let paid = Arc::new(AtomicUsize::new(0));
-    let p = paid.clone();
-    bus.subscribe_event::<OrderPaid, _, _>("billing", move |_| {
-        let p = p.clone();
-        async move {
-            p.fetch_add(1, SeqCst);
-            Ok(())
-        }
-    })
-    .unwrap();
+    pay_every_order(&bus, Duration::from_millis(5));
+    let paid = count::<OrderPaid>(&bus, "billing", Duration::ZERO);
     for seq in 0..5 {
         bus.publish(created("o-1", seq)).await.unwrap();
     }
