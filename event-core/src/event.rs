@@ -1,5 +1,6 @@
 //! The `DomainEvent` trait and the descriptor every event carries.
 
+use schemars::generate::SchemaSettings;
 use schemars::{JsonSchema, Schema};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -101,7 +102,7 @@ pub struct DescriptorParts {
     /// `Some(None)`: deprecated without a reason.
     pub deprecated: Option<Option<&'static str>>,
     pub previous: Option<fn() -> &'static EventDescriptor>,
-    pub schema: fn() -> Schema,
+    pub schema: &'static crate::__private::SchemaFns,
 }
 
 impl EventDescriptor {
@@ -181,9 +182,27 @@ impl EventDescriptor {
         self.parts.previous.map(|previous| previous())
     }
 
-    /// The payload's JSON Schema, draft 2020-12, as schemars generates it.
+    /// The payload's JSON Schema, draft 2020-12, as schemars generates it (`schema_for!`).
     pub fn schema(&self) -> Schema {
-        (self.parts.schema)()
+        crate::__private::root_schema(self.parts.schema, &SchemaSettings::default())
+    }
+
+    /// The payload's JSON Schema generated with other schemars settings, for example
+    /// `SchemaSettings::draft07()` for AsyncAPI tooling, which reads draft-07.
+    ///
+    /// ```
+    /// # use event_core::DomainEvent;
+    /// # use schemars::{JsonSchema, generate::SchemaSettings};
+    /// # use serde::{Deserialize, Serialize};
+    /// #[derive(Serialize, Deserialize, JsonSchema, DomainEvent)]
+    /// #[event(version = 1)]
+    /// struct OrderPlaced { order_id: String }
+    ///
+    /// let schema = OrderPlaced::descriptor().schema_with(&SchemaSettings::draft07());
+    /// assert_eq!(schema.get("$schema").and_then(|s| s.as_str()), Some("http://json-schema.org/draft-07/schema#"));
+    /// ```
+    pub fn schema_with(&self, settings: &SchemaSettings) -> Schema {
+        crate::__private::root_schema(self.parts.schema, settings)
     }
 
     /// `file:line` of the definition, for messages.

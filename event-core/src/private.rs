@@ -65,7 +65,10 @@ impl schemars::JsonSchema for ErasedRoot {
 /// The root schema of the type whose functions are `fns`: the same output as
 /// `schemars::schema_for!`, which schemars computes from `schema_id`, `schema_name` and `json_schema`
 /// alone.
-pub fn root_schema(fns: &'static SchemaFns) -> schemars::Schema {
+pub fn root_schema(
+    fns: &'static SchemaFns,
+    settings: &schemars::generate::SchemaSettings,
+) -> schemars::Schema {
     /// Puts back the outer root even if a `json_schema` panics.
     struct Restore(Option<&'static SchemaFns>);
     impl Drop for Restore {
@@ -74,7 +77,7 @@ pub fn root_schema(fns: &'static SchemaFns) -> schemars::Schema {
         }
     }
     let _restore = Restore(ROOT.with(|root| root.replace(Some(fns))));
-    schemars::SchemaGenerator::default().into_root_schema_for::<ErasedRoot>()
+    schemars::SchemaGenerator::new(settings.clone()).into_root_schema_for::<ErasedRoot>()
 }
 
 /// `previous = Prev` must name the same event one version below; evaluated at compile time.

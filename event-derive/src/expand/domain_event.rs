@@ -88,16 +88,10 @@ pub(crate) fn expand(event: &Event) -> TokenStream {
                             pii: &[#(#pii),*],
                             deprecated: #deprecated,
                             previous: #previous,
-                            schema: {
-                                fn __schema() -> #p::schemars::Schema {
-                                    static __FNS: #p::SchemaFns = #p::SchemaFns {
-                                        name: <#ident as #p::schemars::JsonSchema>::schema_name,
-                                        id: <#ident as #p::schemars::JsonSchema>::schema_id,
-                                        json_schema: <#ident as #p::schemars::JsonSchema>::json_schema,
-                                    };
-                                    #p::root_schema(&__FNS)
-                                }
-                                __schema
+                            schema: &#p::SchemaFns {
+                                name: <#ident as #p::schemars::JsonSchema>::schema_name,
+                                id: <#ident as #p::schemars::JsonSchema>::schema_id,
+                                json_schema: <#ident as #p::schemars::JsonSchema>::json_schema,
                             },
                         });
                     &__DESCRIPTOR
