@@ -74,6 +74,7 @@ mod bus;
 mod envelope;
 mod event;
 mod registry;
+pub mod store;
 pub mod testing;
 mod union;
 
@@ -83,7 +84,7 @@ pub mod __private;
 
 pub use bus::{
     DeadLetter, ErrorKind, EventBus, EventBusBuilder, HandlerError, MetricsSnapshot,
-    PublishContext, PublishError, RedeliverError, RetryPolicy, SubscribeError, SubscriptionOptions,
+    PublishContext, PublishError, RedeliverError, ReplayError, RetryPolicy, SubscribeError, SubscriptionOptions,
     WaitError,
 };
 pub use envelope::{

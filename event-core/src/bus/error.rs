@@ -20,6 +20,14 @@ pub enum PublishError {
     /// The bus was shut down. Nothing more is accepted.
     #[error("the event bus is shut down")]
     Closed,
+    /// The store did not take the event: nothing was appended. The store's error says why
+    /// (a read-only database, a full disk, a lost connection).
+    #[error("the event store did not take the event: {0}")]
+    Store(#[source] crate::store::StoreError),
+    /// `try_publish` on a durable bus, whose `publish` waits for the store's commit: use
+    /// `publish`.
+    #[error("try_publish needs an in-memory bus; a durable bus waits for the store: use publish")]
+    Durable,
 }
 
 /// Why `wait_for` returned without an event.
@@ -55,9 +63,27 @@ pub enum RedeliverError {
     /// Its subscription no longer exists.
     #[error("subscription `{0}` does not exist")]
     NoSubscription(String),
+    /// The store's dead letters could not be read.
+    #[error("the event store failed: {0}")]
+    Store(#[source] crate::store::StoreError),
     /// The bus was shut down.
     #[error("the event bus is shut down")]
     Closed,
+}
+
+/// Why `replay` failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReplayError {
+    /// The bus has no store to replay from.
+    #[error("replay needs a durable bus (`EventBus::builder().store(...)`)")]
+    InMemory,
+    /// No subscription has this name.
+    #[error("subscription `{0}` does not exist")]
+    NoSubscription(String),
+    /// The store failed.
+    #[error("the event store failed: {0}")]
+    Store(#[source] crate::store::StoreError),
 }
 
 /// Whether a failed delivery is worth retrying.

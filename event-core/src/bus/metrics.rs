@@ -12,6 +12,7 @@ pub(crate) struct Metrics {
     pub(crate) delivered: AtomicU64,
     pub(crate) retried: AtomicU64,
     pub(crate) dead_lettered: AtomicU64,
+    pub(crate) deduplicated: AtomicU64,
     pub(crate) in_flight: AtomicU64,
     latency: [AtomicU64; BUCKETS],
 }
@@ -23,6 +24,7 @@ impl Default for Metrics {
             delivered: AtomicU64::new(0),
             retried: AtomicU64::new(0),
             dead_lettered: AtomicU64::new(0),
+            deduplicated: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
             latency: std::array::from_fn(|_| AtomicU64::new(0)),
         }
@@ -63,6 +65,7 @@ impl Metrics {
             delivered: self.delivered.load(Relaxed),
             retried: self.retried.load(Relaxed),
             dead_lettered: self.dead_lettered.load(Relaxed),
+            deduplicated: self.deduplicated.load(Relaxed),
             in_flight: self.in_flight.load(Relaxed),
             latency_p50: percentile(0.50),
             latency_p90: percentile(0.90),
@@ -87,6 +90,9 @@ pub struct MetricsSnapshot {
     pub retried: u64,
     /// Deliveries moved to the dead letters.
     pub dead_lettered: u64,
+    /// Deliveries skipped because the subscription had already handled the event (durable
+    /// bus: an event read again after a restart or a lost checkpoint).
+    pub deduplicated: u64,
     /// Deliveries enqueued or running, not yet delivered or dead-lettered.
     pub in_flight: u64,
     /// Median handler latency.

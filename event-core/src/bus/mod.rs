@@ -2,6 +2,7 @@
 
 mod context;
 mod dead_letter;
+mod durable;
 mod error;
 mod metrics;
 mod pattern;
@@ -10,13 +11,17 @@ mod subscription;
 
 pub use context::PublishContext;
 pub use dead_letter::DeadLetter;
-pub use error::{ErrorKind, HandlerError, PublishError, RedeliverError, SubscribeError, WaitError};
+pub use error::{
+    ErrorKind, HandlerError, PublishError, RedeliverError, ReplayError, SubscribeError, WaitError,
+};
 pub use metrics::MetricsSnapshot;
 pub use retry::RetryPolicy;
 
 use crate::envelope::{Envelope, RawEnvelope};
 use crate::event::DomainEvent;
+use crate::store::{Position, Store};
 use crate::union::EventUnion;
+use durable::{Backing, Durable};
 use futures_util::FutureExt;
 use pattern::Pattern;
 use std::collections::VecDeque;
@@ -24,13 +29,10 @@ use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
-use subscription::{Matcher, RawHandler, Route, Shared, Worker};
-use tokio::sync::{mpsc, oneshot};
+use subscription::{Delivery, Lane, Matcher, RawHandler, Route, Shared, Worker};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
-
-/// The queue of one lane of a subscription.
-type Lane = mpsc::Sender<Arc<RawEnvelope>>;
 
 /// An in-process event bus: typed publish and subscribe on tokio.
 ///
@@ -79,6 +81,11 @@ struct Inner {
     recent: Mutex<Recent>,
     /// Every published envelope, in order, when recording (the test harness).
     recorded: Option<Mutex<Vec<Arc<RawEnvelope>>>>,
+    /// The store, on a durable bus.
+    backing: Option<Arc<Backing>>,
+    /// Tells the pumps of a durable bus to stop.
+    stop: watch::Sender<bool>,
+    pumps: Mutex<Vec<JoinHandle<()>>>,
 }
 
 /// Recently published events with a correlation id, and who waits for one.
@@ -108,6 +115,8 @@ pub struct EventBusBuilder {
     config: Config,
     max_payload_bytes: usize,
     record: bool,
+    store: Option<Arc<dyn Store>>,
+    poll_interval: Duration,
 }
 
 impl Default for EventBusBuilder {
@@ -121,6 +130,8 @@ impl Default for EventBusBuilder {
             },
             max_payload_bytes: 1 << 20,
             record: false,
+            store: None,
+            poll_interval: Duration::from_millis(100),
         }
     }
 }
@@ -165,6 +176,40 @@ impl EventBusBuilder {
         self
     }
 
+    /// Makes the bus durable: `publish` appends to `store` and returns once the event is
+    /// committed; each subscription reads the store from its checkpoint, so after a restart
+    /// it resumes where it left off; each handled event is claimed in the subscription's
+    /// inbox, so an event read again is not handled again; dead letters are stored.
+    ///
+    /// ```
+    /// # #[cfg(feature = "sqlite")]
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use event_core::EventBus;
+    /// use event_core::store::SqliteStore;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let bus = EventBus::builder().store(SqliteStore::open(dir.path().join("events.db"))?).build();
+    /// # let _ = bus;
+    /// # Ok(())
+    /// # }
+    /// # #[cfg(not(feature = "sqlite"))]
+    /// # fn main() {}
+    /// ```
+    #[must_use]
+    pub fn store(mut self, store: impl Store) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// How often a durable bus looks for events appended by other processes, or inside a
+    /// caller's own transaction (default 100 ms). Events published through this bus wake
+    /// the subscriptions at once.
+    #[must_use]
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval;
+        self
+    }
+
     /// Keeps every published envelope, for [`HandlerTest`](crate::testing::HandlerTest).
     pub(crate) fn record(mut self) -> Self {
         self.record = true;
@@ -186,6 +231,15 @@ impl EventBusBuilder {
                 draining_done: AtomicBool::new(false),
                 recent: Mutex::new(Recent::default()),
                 recorded: self.record.then(|| Mutex::new(Vec::new())),
+                backing: self.store.map(|store| {
+                    Arc::new(Backing {
+                        store,
+                        appended: tokio::sync::Notify::new(),
+                        poll_interval: self.poll_interval,
+                    })
+                }),
+                stop: watch::channel(false).0,
+                pumps: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -356,22 +410,43 @@ impl EventBus {
             return Err(SubscribeError::NameTaken(name.to_owned()));
         }
         let config = &self.inner.config;
+        let durable = self
+            .inner
+            .backing
+            .as_ref()
+            .map(|backing| Arc::new(Durable::new(Arc::clone(backing), name.to_owned())));
         let worker = Worker {
             name: name.to_owned(),
             handler,
             retry: options.retry.unwrap_or(config.retry),
             shared: Arc::clone(&self.inner.shared),
+            durable: durable.clone(),
         };
         let (lanes, tasks) = subscription::start(
             worker,
             options.concurrency.unwrap_or(config.concurrency),
             options.queue_capacity.unwrap_or(config.queue_capacity),
         );
-        routes.push(Arc::new(Route {
+        let route = Arc::new(Route {
             name: name.to_owned(),
             matcher,
             lanes: RwLock::new(lanes),
-        }));
+            durable: durable.clone(),
+        });
+        if let Some(durable) = durable {
+            let pump = tokio::spawn(durable::pump(
+                durable,
+                Arc::clone(&route),
+                Arc::clone(&self.inner.shared),
+                self.inner.stop.subscribe(),
+            ));
+            self.inner
+                .pumps
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(pump);
+        }
+        routes.push(route);
         self.inner
             .tasks
             .lock()
@@ -415,7 +490,7 @@ impl EventBus {
             event.id = %envelope.id,
             correlation_id = envelope.correlation_id.as_deref().unwrap_or(""),
         );
-        self.enqueue(raw).instrument(span).await?;
+        self.dispatch(raw).instrument(span).await?;
         Ok(envelope)
     }
 
@@ -426,6 +501,9 @@ impl EventBus {
     ///
     /// [`PublishError::Full`], [`PublishError::Serialize`], [`PublishError::Closed`].
     pub fn try_publish<E: DomainEvent>(&self, event: E) -> Result<Envelope<E>, PublishError> {
+        if self.inner.backing.is_some() {
+            return Err(PublishError::Durable);
+        }
         let (envelope, raw) = self.wrap(PublishContext::new(), event)?;
         let targets = self.targets(&raw)?;
         let mut permits = Vec::with_capacity(targets.len());
@@ -450,7 +528,23 @@ impl EventBus {
     ///
     /// [`PublishError::Closed`] after `shutdown`.
     pub async fn publish_raw(&self, envelope: RawEnvelope) -> Result<(), PublishError> {
-        self.enqueue(Arc::new(envelope)).await
+        self.dispatch(Arc::new(envelope)).await
+    }
+
+    /// Appends to the store (durable bus) or enqueues for every matching subscription.
+    async fn dispatch(&self, raw: Arc<RawEnvelope>) -> Result<(), PublishError> {
+        let Some(backing) = &self.inner.backing else {
+            return self.enqueue(raw).await;
+        };
+        self.check_open()?;
+        backing
+            .store
+            .append(vec![(*raw).clone()])
+            .await
+            .map_err(PublishError::Store)?;
+        backing.appended.notify_waiters();
+        self.announce(&raw);
+        Ok(())
     }
 
     fn wrap<E: DomainEvent>(
@@ -495,14 +589,19 @@ impl EventBus {
         Ok(())
     }
 
-    /// Sends on every reserved permit, counts, and answers `wait_for`.
-    fn commit(&self, permits: Vec<mpsc::Permit<'_, Arc<RawEnvelope>>>, raw: &Arc<RawEnvelope>) {
+    /// Sends on every reserved permit.
+    fn commit(&self, permits: Vec<mpsc::Permit<'_, Delivery>>, raw: &Arc<RawEnvelope>) {
         let metrics = &self.inner.shared.metrics;
-        metrics.published.fetch_add(1, Relaxed);
         metrics.in_flight.fetch_add(permits.len() as u64, Relaxed);
         for permit in permits {
-            permit.send(Arc::clone(raw));
+            permit.send(Delivery::in_memory(Arc::clone(raw)));
         }
+        self.announce(raw);
+    }
+
+    /// Counts a published event, records it, and answers `wait_for`.
+    fn announce(&self, raw: &Arc<RawEnvelope>) {
+        self.inner.shared.metrics.published.fetch_add(1, Relaxed);
         if let Some(recorded) = &self.inner.recorded {
             recorded
                 .lock()
@@ -578,27 +677,35 @@ impl EventBus {
         }
     }
 
-    /// Every dead letter, oldest first.
-    #[allow(
-        clippy::unused_async,
-        reason = "async like the durable stores' version"
-    )]
+    /// Every dead letter, oldest first (on a durable bus, those in the store first).
     pub async fn dead_letters(&self) -> Vec<DeadLetter> {
-        self.inner
-            .shared
-            .dead_letters
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        let mut letters = Vec::new();
+        if let Some(backing) = &self.inner.backing {
+            match backing.store.dead_letters(None).await {
+                Ok(stored) => letters.extend(stored.into_iter().map(DeadLetter::from)),
+                Err(error) => tracing::error!(%error, "stored dead letters not readable"),
+            }
+        }
+        letters.extend(
+            self.inner
+                .shared
+                .dead_letters
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .iter()
+                .cloned(),
+        );
+        letters
     }
 
     /// Takes a dead letter off the list and sends its event to its subscription again, with
-    /// a fresh count of attempts.
+    /// a fresh count of attempts. On a durable bus the stored letter is removed once the
+    /// event is handled, or replaced by a new one if it fails again.
     ///
     /// # Errors
     ///
-    /// [`RedeliverError`] when the letter is not in the list, its subscription is gone, or the
-    /// bus is shut down; the letter then stays in the list.
+    /// [`RedeliverError`] when the letter is not in the list, its subscription is gone, the
+    /// store fails, or the bus is shut down; the letter then stays in the list.
     pub async fn redeliver(&self, letter: &DeadLetter) -> Result<(), RedeliverError> {
         if self.inner.closed.load(Relaxed) {
             return Err(RedeliverError::Closed);
@@ -612,40 +719,66 @@ impl EventBus {
             .find(|r| r.name == letter.subscription)
             .cloned()
             .ok_or_else(|| RedeliverError::NoSubscription(letter.subscription.clone()))?;
-        let taken = {
-            let mut letters = self
-                .inner
-                .shared
-                .dead_letters
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            let index = letters
-                .iter()
-                .position(|l| {
-                    l.subscription == letter.subscription && l.envelope.id == letter.envelope.id
-                })
-                .ok_or(RedeliverError::NotFound(letter.envelope.id))?;
-            letters.remove(index)
+        let stored = match &self.inner.backing {
+            Some(backing) => backing
+                .store
+                .dead_letters(Some(&letter.subscription))
+                .await
+                .map_err(RedeliverError::Store)?
+                .into_iter()
+                .find(|stored| stored.envelope.id == letter.envelope.id),
+            None => None,
         };
-        let envelope = Arc::new(taken.envelope.clone());
-        let permit = match route.lane(&envelope) {
+        let (delivery, taken) = if let Some(stored) = stored {
+            let delivery = Delivery {
+                envelope: Arc::new(stored.envelope),
+                position: None,
+                replay: false,
+                redelivers: Some(stored.id),
+            };
+            (delivery, None)
+        } else {
+            let taken = self.take_dead_letter(letter)?;
+            let delivery = Delivery::in_memory(Arc::new(taken.envelope.clone()));
+            (delivery, Some(taken))
+        };
+        let permit = match route.lane(&delivery.envelope) {
             Some(lane) => lane.reserve_owned().await.ok(),
             None => None,
         };
         if let Some(permit) = permit {
             // Counted before the lane can finish it.
             self.inner.shared.metrics.in_flight.fetch_add(1, Relaxed);
-            permit.send(envelope);
+            permit.send(delivery);
             Ok(())
         } else {
-            self.inner
-                .shared
-                .dead_letters
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(taken);
+            if let Some(taken) = taken {
+                self.inner
+                    .shared
+                    .dead_letters
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(taken);
+            }
             Err(RedeliverError::Closed)
         }
+    }
+
+    /// Removes a dead letter from the in-memory list.
+    fn take_dead_letter(&self, letter: &DeadLetter) -> Result<DeadLetter, RedeliverError> {
+        let mut letters = self
+            .inner
+            .shared
+            .dead_letters
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let index = letters
+            .iter()
+            .position(|l| {
+                l.subscription == letter.subscription && l.envelope.id == letter.envelope.id
+            })
+            .ok_or(RedeliverError::NotFound(letter.envelope.id))?;
+        Ok(letters.remove(index))
     }
 
     /// After `shutdown` began, only handlers finishing their work may publish, until the
@@ -702,8 +835,22 @@ impl EventBus {
         self.inner.closed.store(true, Relaxed);
         // Handlers still running may publish follow-up events: wait until nothing is in
         // flight before closing the queues.
-        self.inner.shared.wait_idle().await;
+        match &self.inner.backing {
+            None => self.inner.shared.wait_idle().await,
+            Some(backing) => self.drain_store(backing).await,
+        }
         self.inner.draining_done.store(true, Relaxed);
+        self.inner.stop.send_replace(true);
+        let pumps = std::mem::take(
+            &mut *self
+                .inner
+                .pumps
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        for pump in pumps {
+            let _ = pump.await;
+        }
         for route in self
             .inner
             .routes
@@ -728,12 +875,80 @@ impl EventBus {
             // A lane task only ends by draining its queue; a panic is caught per handler.
             let _ = task.await;
         }
+        for durable in self.durable_routes() {
+            durable.save_checkpoint().await;
+        }
         let mut recent = self
             .inner
             .recent
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         recent.waiters.clear();
+    }
+
+    /// Waits until every subscription has read the store to its end and handled what it
+    /// read, including what handlers published meanwhile.
+    async fn drain_store(&self, backing: &Backing) {
+        loop {
+            let head = match backing.store.head().await {
+                Ok(head) => head,
+                Err(error) => {
+                    tracing::error!(%error, "store not readable at shutdown; not draining it");
+                    return self.inner.shared.wait_idle().await;
+                }
+            };
+            while !self
+                .durable_routes()
+                .iter()
+                .all(|durable| durable.caught_up(head))
+            {
+                backing.appended.notify_waiters();
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            self.inner.shared.wait_idle().await;
+            if matches!(backing.store.head().await, Ok(now) if now == head) {
+                return;
+            }
+        }
+    }
+
+    fn durable_routes(&self) -> Vec<Arc<Durable>> {
+        self.inner
+            .routes
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter_map(|route| route.durable.clone())
+            .collect()
+    }
+
+    /// Handles a subscription's events again, from the first after `after` (0: from the
+    /// beginning), including those it already handled. Durable bus only.
+    ///
+    /// # Errors
+    ///
+    /// [`ReplayError`] when the bus has no store, the subscription does not exist, or the
+    /// store fails.
+    pub async fn replay(&self, subscription: &str, after: Position) -> Result<(), ReplayError> {
+        let backing = self.inner.backing.as_ref().ok_or(ReplayError::InMemory)?;
+        let durable = self
+            .inner
+            .routes
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .find(|route| route.name == subscription)
+            .and_then(|route| route.durable.clone())
+            .ok_or_else(|| ReplayError::NoSubscription(subscription.to_owned()))?;
+        let head = backing.store.head().await.map_err(ReplayError::Store)?;
+        backing
+            .store
+            .reset_checkpoint(subscription, after)
+            .await
+            .map_err(ReplayError::Store)?;
+        durable.rewind(after, head);
+        backing.appended.notify_waiters();
+        Ok(())
     }
 }
 

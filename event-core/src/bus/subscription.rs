@@ -2,6 +2,7 @@
 
 use super::context::{HANDLED, Handled};
 use super::dead_letter::DeadLetter;
+use super::durable::Durable;
 use super::error::HandlerError;
 use super::metrics::Metrics;
 use super::pattern::Pattern;
@@ -17,6 +18,34 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::Instrument;
+
+/// What a lane's queue carries.
+#[derive(Debug)]
+pub(crate) struct Delivery {
+    pub(crate) envelope: Arc<RawEnvelope>,
+    /// Where the event sits in the store, on a durable bus: its subscription's checkpoint
+    /// passes it once it is handled or dead-lettered.
+    pub(crate) position: Option<u64>,
+    /// Handled even if the subscription already handled it (a replay).
+    pub(crate) replay: bool,
+    /// The stored dead letter this delivery retries, removed once it is settled.
+    pub(crate) redelivers: Option<crate::store::DeadLetterId>,
+}
+
+impl Delivery {
+    /// An event that is not (or not yet) in a store.
+    pub(crate) fn in_memory(envelope: Arc<RawEnvelope>) -> Self {
+        Delivery {
+            envelope,
+            position: None,
+            replay: false,
+            redelivers: None,
+        }
+    }
+}
+
+/// The queue of one lane of a subscription.
+pub(crate) type Lane = mpsc::Sender<Delivery>;
 
 /// The handler of a subscription, over raw envelopes; typed handlers decode first.
 pub(crate) type RawHandler =
@@ -72,16 +101,8 @@ impl Shared {
         }
     }
 
+    /// Keeps a dead letter in memory.
     pub(crate) fn dead_letter(&self, letter: DeadLetter) {
-        tracing::warn!(
-            subscription = %letter.subscription,
-            event.id = %letter.envelope.id,
-            event.r#type = %letter.envelope.event_type,
-            attempts = letter.attempts,
-            error = %letter.last_error,
-            "event dead-lettered"
-        );
-        self.metrics.dead_lettered.fetch_add(1, Relaxed);
         self.dead_letters
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -94,13 +115,15 @@ pub(crate) struct Route {
     pub(crate) name: String,
     pub(crate) matcher: Matcher,
     /// One queue per lane; emptied at shutdown, which ends the lanes once drained.
-    pub(crate) lanes: std::sync::RwLock<Vec<mpsc::Sender<Arc<RawEnvelope>>>>,
+    pub(crate) lanes: std::sync::RwLock<Vec<Lane>>,
+    /// Its place in the store, on a durable bus.
+    pub(crate) durable: Option<Arc<Durable>>,
 }
 
 impl Route {
     /// The lane of an event: by partition key, so one key's events stay in order; events
     /// without a key spread by id.
-    pub(crate) fn lane(&self, envelope: &RawEnvelope) -> Option<mpsc::Sender<Arc<RawEnvelope>>> {
+    pub(crate) fn lane(&self, envelope: &RawEnvelope) -> Option<Lane> {
         let lanes = self
             .lanes
             .read()
@@ -124,6 +147,8 @@ pub(crate) struct Worker {
     pub(crate) handler: RawHandler,
     pub(crate) retry: RetryPolicy,
     pub(crate) shared: Arc<Shared>,
+    /// The store and this subscription's progress through it, on a durable bus.
+    pub(crate) durable: Option<Arc<Durable>>,
 }
 
 /// Starts `concurrency` lanes with queues of `capacity` each.
@@ -131,15 +156,15 @@ pub(crate) fn start(
     worker: Worker,
     concurrency: usize,
     capacity: usize,
-) -> (Vec<mpsc::Sender<Arc<RawEnvelope>>>, Vec<JoinHandle<()>>) {
+) -> (Vec<Lane>, Vec<JoinHandle<()>>) {
     let worker = Arc::new(worker);
     (0..concurrency.max(1))
         .map(|_| {
-            let (tx, mut rx) = mpsc::channel::<Arc<RawEnvelope>>(capacity.max(1));
+            let (tx, mut rx) = mpsc::channel::<Delivery>(capacity.max(1));
             let worker = Arc::clone(&worker);
             let task = tokio::spawn(async move {
-                while let Some(envelope) = rx.recv().await {
-                    worker.deliver(envelope).await;
+                while let Some(delivery) = rx.recv().await {
+                    worker.deliver(delivery).await;
                 }
             });
             (tx, task)
@@ -148,8 +173,10 @@ pub(crate) fn start(
 }
 
 impl Worker {
-    /// Runs the handler until it succeeds, fails permanently or runs out of attempts.
-    async fn deliver(&self, envelope: Arc<RawEnvelope>) {
+    /// Runs the handler until it succeeds, fails permanently or runs out of attempts, and
+    /// records the outcome.
+    async fn deliver(&self, delivery: Delivery) {
+        let envelope = &delivery.envelope;
         let span = tracing::info_span!(
             "event.deliver",
             subscription = %self.name,
@@ -157,36 +184,48 @@ impl Worker {
             event.id = %envelope.id,
             correlation_id = envelope.correlation_id.as_deref().unwrap_or(""),
         );
-        self.deliver_in_span(envelope).instrument(span).await;
+        async {
+            match &self.durable {
+                None => {
+                    if let Err(letter) = self.handle(envelope).await {
+                        self.shared.dead_letter(letter);
+                    }
+                }
+                Some(durable) => durable.deliver(self, &delivery).await,
+            }
+        }
+        .instrument(span)
+        .await;
         self.shared.finished();
     }
 
-    async fn deliver_in_span(&self, envelope: Arc<RawEnvelope>) {
+    /// Handles one event: `Err` holds the dead letter when it failed for good.
+    pub(crate) async fn handle(&self, envelope: &Arc<RawEnvelope>) -> Result<(), DeadLetter> {
         let size = envelope.payload.get().len();
         if size > self.shared.max_payload_bytes {
             let error = format!(
                 "payload of {size} bytes exceeds the limit of {} bytes",
                 self.shared.max_payload_bytes
             );
-            return self.dead_letter(&envelope, error, 0);
+            return Err(self.dead_letter(envelope, error, 0));
         }
         let mut attempt = 0;
         loop {
             attempt += 1;
             let started = Instant::now();
-            let result = self.attempt(&envelope).await;
+            let result = self.attempt(envelope).await;
             self.shared.metrics.record_latency(started.elapsed());
             let error = match result {
                 Ok(()) => {
                     self.shared.metrics.delivered.fetch_add(1, Relaxed);
-                    return;
+                    return Ok(());
                 }
                 Err(error) => error,
             };
             if error.is_permanent() || attempt >= self.retry.attempts() {
                 // A payload that never decoded never reached the handler.
                 let attempts = if error.kind_is_decode() { 0 } else { attempt };
-                return self.dead_letter(&envelope, error.to_string(), attempts);
+                return Err(self.dead_letter(envelope, error.to_string(), attempts));
             }
             tracing::debug!(attempt, error = %error, "handler failed, retrying");
             self.shared.metrics.retried.fetch_add(1, Relaxed);
@@ -216,14 +255,23 @@ impl Worker {
         }
     }
 
-    fn dead_letter(&self, envelope: &RawEnvelope, last_error: String, attempts: u32) {
-        self.shared.dead_letter(DeadLetter {
+    fn dead_letter(&self, envelope: &RawEnvelope, last_error: String, attempts: u32) -> DeadLetter {
+        tracing::warn!(
+            subscription = %self.name,
+            event.id = %envelope.id,
+            event.r#type = %envelope.event_type,
+            attempts,
+            error = %last_error,
+            "event dead-lettered"
+        );
+        self.shared.metrics.dead_lettered.fetch_add(1, Relaxed);
+        DeadLetter {
             subscription: self.name.clone(),
             envelope: envelope.clone(),
             last_error,
             attempts,
             failed_at: chrono::Utc::now(),
-        });
+        }
     }
 }
 

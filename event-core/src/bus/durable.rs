@@ -1,0 +1,284 @@
+//! The bus over a store: `publish` appends, and a pump per subscription feeds its lanes from
+//! the store. Checkpoints make delivery at-least-once across restarts; the inbox (a claim per
+//! subscription and event id) makes handling once.
+
+use super::dead_letter::DeadLetter;
+use super::subscription::{Delivery, Route, Shared, Worker};
+use crate::store::{Position, Store};
+use std::collections::BTreeSet;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::sync::{Notify, watch};
+
+/// Events read from the store at a time, per subscription.
+const BATCH: usize = 256;
+
+/// How many times a dead letter or an inbox claim is written before giving up on the store.
+const STORE_ATTEMPTS: u32 = 5;
+
+/// The store behind a durable bus, and what wakes its pumps.
+#[derive(Debug)]
+pub(crate) struct Backing {
+    pub(crate) store: Arc<dyn Store>,
+    /// Signalled after each append by this process; other writers are found by polling.
+    pub(crate) appended: Notify,
+    pub(crate) poll_interval: Duration,
+}
+
+/// One subscription's place in the store.
+#[derive(Debug)]
+pub(crate) struct Durable {
+    pub(crate) backing: Arc<Backing>,
+    pub(crate) name: String,
+    progress: Mutex<Progress>,
+}
+
+#[derive(Debug, Default)]
+struct Progress {
+    /// The checkpoint was read from the store and the pump runs.
+    started: bool,
+    /// The last position the pump read: dispatched to a lane or not matched.
+    read_up_to: Position,
+    /// Dispatched and not yet handled or dead-lettered.
+    in_flight: BTreeSet<Position>,
+    /// The last checkpoint written.
+    saved: Position,
+    /// Events up to here are handled again even if already claimed (a replay).
+    replay_until: Position,
+    /// A replay asked for: read again after this position.
+    rewind: Option<Position>,
+}
+
+impl Progress {
+    /// Every event up to here is handled or dead-lettered: the checkpoint.
+    fn low_water(&self) -> Position {
+        match self.in_flight.first() {
+            Some(first) => self.read_up_to.min(first - 1),
+            None => self.read_up_to,
+        }
+    }
+}
+
+impl Durable {
+    pub(crate) fn new(backing: Arc<Backing>, name: String) -> Self {
+        Durable {
+            backing,
+            name,
+            progress: Mutex::new(Progress::default()),
+        }
+    }
+
+    fn progress(&self) -> std::sync::MutexGuard<'_, Progress> {
+        self.progress.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The pump has read everything up to `head`.
+    pub(crate) fn caught_up(&self, head: Position) -> bool {
+        let progress = self.progress();
+        progress.started && progress.read_up_to >= head
+    }
+
+    /// Reads again after `position`; events already handled are handled again.
+    pub(crate) fn rewind(&self, position: Position, head: Position) {
+        let mut progress = self.progress();
+        progress.rewind = Some(position);
+        progress.replay_until = head;
+    }
+
+    /// Handles one delivery, unless the subscription already did, and records the outcome:
+    /// an inbox claim, or a stored dead letter.
+    pub(crate) async fn deliver(&self, worker: &Worker, delivery: &Delivery) {
+        let id = delivery.envelope.id;
+        let store = &self.backing.store;
+        let check = !delivery.replay && delivery.redelivers.is_none();
+        let handled_before = check
+            && match store.is_claimed(&self.name, id).await {
+                Ok(claimed) => claimed,
+                Err(error) => {
+                    tracing::warn!(%error, "inbox not readable; handling the event anyway");
+                    false
+                }
+            };
+        let mut settled = true;
+        if handled_before {
+            worker.shared.metrics.deduplicated.fetch_add(1, Relaxed);
+        } else {
+            match worker.handle(&delivery.envelope).await {
+                Ok(()) => self.claim(delivery).await,
+                Err(letter) => settled = self.keep(&worker.shared, letter).await,
+            }
+            if let Some(old) = delivery.redelivers.filter(|_| settled)
+                && let Err(error) = store.remove_dead_letter(old).await
+            {
+                tracing::warn!(%error, "redelivered dead letter stays in the store");
+            }
+        }
+        // A dead letter the store would not take keeps the checkpoint before its event, so
+        // the event comes back after a restart rather than being lost.
+        if let (Some(position), true) = (delivery.position, settled) {
+            self.progress().in_flight.remove(&position);
+        }
+    }
+
+    /// Writes the inbox claim of a handled event, retrying a failing store a few times. A
+    /// claim that cannot be written means the event may be handled again after a restart.
+    async fn claim(&self, delivery: &Delivery) {
+        let store = &self.backing.store;
+        for attempt in 1..=STORE_ATTEMPTS {
+            match store.claim(&self.name, delivery.envelope.id).await {
+                Ok(_) => return,
+                Err(error) if attempt == STORE_ATTEMPTS => {
+                    tracing::error!(%error, "inbox claim not written: the event may be handled again");
+                }
+                Err(_) => tokio::time::sleep(backoff(attempt)).await,
+            }
+        }
+    }
+
+    /// Stores a dead letter; if the store keeps failing, keeps it in memory and says so by
+    /// returning false.
+    async fn keep(&self, shared: &Shared, letter: DeadLetter) -> bool {
+        let store = &self.backing.store;
+        for attempt in 1..=STORE_ATTEMPTS {
+            match store.put_dead_letter(&letter).await {
+                Ok(_) => return true,
+                Err(error) if attempt == STORE_ATTEMPTS => {
+                    tracing::error!(%error, "dead letter not stored: kept in memory until restart");
+                }
+                Err(_) => tokio::time::sleep(backoff(attempt)).await,
+            }
+        }
+        shared.dead_letter(letter);
+        false
+    }
+
+    /// Writes the checkpoint if it moved.
+    pub(crate) async fn save_checkpoint(&self) {
+        let (position, moved) = {
+            let progress = self.progress();
+            let position = progress.low_water();
+            (position, progress.started && position > progress.saved)
+        };
+        if !moved {
+            return;
+        }
+        match self
+            .backing
+            .store
+            .save_checkpoint(&self.name, position)
+            .await
+        {
+            Ok(()) => {
+                let mut progress = self.progress();
+                progress.saved = progress.saved.max(position);
+            }
+            Err(error) => tracing::warn!(%error, subscription = %self.name, "checkpoint not saved"),
+        }
+    }
+}
+
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(10 << attempt.min(6))
+}
+
+/// Feeds a subscription's lanes from the store, from its checkpoint on, until `stop`.
+pub(crate) async fn pump(
+    durable: Arc<Durable>,
+    route: Arc<Route>,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let backing = Arc::clone(&durable.backing);
+    let store = &backing.store;
+    let mut after = loop {
+        match store.checkpoint(&durable.name).await {
+            Ok(position) => break position,
+            Err(error) => {
+                tracing::warn!(%error, subscription = %durable.name, "checkpoint not readable, retrying");
+                if sleep_or_stop(backing.poll_interval, &mut stop).await {
+                    return;
+                }
+            }
+        }
+    };
+    {
+        let mut progress = durable.progress();
+        progress.read_up_to = after;
+        progress.saved = after;
+        progress.started = true;
+    }
+    loop {
+        let appended = backing.appended.notified();
+        tokio::pin!(appended);
+        appended.as_mut().enable();
+        if *stop.borrow() {
+            return;
+        }
+        let replay_until = {
+            let mut progress = durable.progress();
+            if let Some(position) = progress.rewind.take() {
+                after = position;
+                progress.read_up_to = position;
+                progress.saved = position;
+            }
+            progress.replay_until
+        };
+        let batch = match store.read(after, BATCH).await {
+            Ok(batch) => batch,
+            Err(error) => {
+                tracing::warn!(%error, subscription = %durable.name, "store not readable, retrying");
+                if sleep_or_stop(backing.poll_interval, &mut stop).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        if batch.is_empty() {
+            durable.save_checkpoint().await;
+            tokio::select! {
+                () = &mut appended => {}
+                () = tokio::time::sleep(backing.poll_interval) => {}
+                _ = stop.changed() => {}
+            }
+            continue;
+        }
+        for event in batch {
+            let position = event.position;
+            after = position;
+            if !route.matcher.matches(&event.envelope.event_type) {
+                durable.progress().read_up_to = position;
+                continue;
+            }
+            let Some(lane) = route.lane(&event.envelope) else {
+                return;
+            };
+            // Counted before the pump says it read this far, for `shutdown`'s check.
+            shared.metrics.in_flight.fetch_add(1, Relaxed);
+            {
+                let mut progress = durable.progress();
+                progress.in_flight.insert(position);
+                progress.read_up_to = position;
+            }
+            let delivery = Delivery {
+                envelope: Arc::new(event.envelope),
+                position: Some(position),
+                replay: position <= replay_until,
+                redelivers: None,
+            };
+            if lane.send(delivery).await.is_err() {
+                shared.finished();
+                return;
+            }
+        }
+        durable.save_checkpoint().await;
+    }
+}
+
+/// Sleeps, or returns true early when asked to stop.
+async fn sleep_or_stop(duration: Duration, stop: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(duration) => *stop.borrow(),
+        _ = stop.changed() => true,
+    }
+}

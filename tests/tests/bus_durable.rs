@@ -1,0 +1,344 @@
+//! The bus over a SQLite store: publish appends, subscriptions resume from their checkpoint
+//! after a restart, handled events are not handled again, dead letters survive a restart,
+//! replay, and a store that refuses writes makes `publish` fail.
+
+use event_core::store::{SqliteOptions, SqliteStore, Store};
+use event_core::{
+    DomainEvent, EventBus, HandlerError, PublishError, ReplayError, RetryPolicy,
+    SubscriptionOptions,
+};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
+#[event(name = "level.completed", source = "game")]
+struct LevelCompleted {
+    #[event(partition_key)]
+    player: String,
+    level: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
+#[event(name = "level.scored", source = "game")]
+struct LevelScored {
+    score: u32,
+}
+
+fn level(n: u32) -> LevelCompleted {
+    LevelCompleted {
+        player: format!("p-{}", n % 3),
+        level: n,
+    }
+}
+
+fn durable_bus(path: &Path) -> EventBus {
+    EventBus::builder()
+        .store(SqliteStore::open(path).expect("opens the store"))
+        .poll_interval(Duration::from_millis(20))
+        .retry(RetryPolicy::never())
+        .build()
+}
+
+/// Subscribes `name` and records the levels its handler saw, in order.
+fn recording(bus: &EventBus, name: &str) -> Arc<Mutex<Vec<u32>>> {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&seen);
+    bus.subscribe_event::<LevelCompleted, _, _>(name, move |env| {
+        sink.lock().unwrap().push(env.payload.level);
+        async { Ok(()) }
+    })
+    .expect("subscribes");
+    seen
+}
+
+fn taken(seen: &Mutex<Vec<u32>>) -> Vec<u32> {
+    seen.lock().unwrap().clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_bus_resumes_each_subscription_where_it_left_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+
+    let bus = durable_bus(&path);
+    let billing = recording(&bus, "billing");
+    for n in 1..=10 {
+        bus.publish(level(n)).await.expect("publishes");
+    }
+    bus.shutdown().await;
+    assert_eq!(taken(&billing), (1..=10).collect::<Vec<_>>());
+
+    let bus = durable_bus(&path);
+    let billing = recording(&bus, "billing");
+    // A subscription new to the store starts at its beginning.
+    let audit = recording(&bus, "audit");
+    for n in 11..=15 {
+        bus.publish(level(n)).await.expect("publishes");
+    }
+    bus.shutdown().await;
+    assert_eq!(
+        taken(&billing),
+        (11..=15).collect::<Vec<_>>(),
+        "billing resumed after 10"
+    );
+    assert_eq!(
+        taken(&audit),
+        (1..=15).collect::<Vec<_>>(),
+        "audit read everything"
+    );
+    assert_eq!(bus.metrics().published, 5);
+}
+
+#[test]
+fn events_handled_before_a_crash_are_not_handled_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+
+    // First life: level 5's handler never finishes; the runtime is dropped with it running,
+    // as a crash would end it.
+    {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let sink = Arc::clone(&seen);
+        runtime.block_on(async {
+            let bus = durable_bus(&path);
+            bus.subscribe_event::<LevelCompleted, _, _>("ledger", move |env| {
+                let sink = Arc::clone(&sink);
+                async move {
+                    if env.payload.level == 5 {
+                        std::future::pending::<()>().await;
+                    }
+                    sink.lock().unwrap().push(env.payload.level);
+                    Ok(())
+                }
+            })
+            .unwrap();
+            for n in 1..=8 {
+                bus.publish(level(n)).await.unwrap();
+            }
+            // Levels 1 to 4 handled (one lane: in order), 5 hangs.
+            while taken(&seen).len() < 4 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        });
+        runtime.shutdown_background();
+    }
+    assert_eq!(taken(&seen), [1, 2, 3, 4]);
+
+    // Second life, with the checkpoint lost as if the crash came before it was written:
+    // every event is handled, none twice, the first four skipped by their inbox claims.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let store = SqliteStore::open(&path).unwrap();
+        store.reset_checkpoint("ledger", 0).await.unwrap();
+        drop(store);
+        let bus = durable_bus(&path);
+        let sink = Arc::clone(&seen);
+        bus.subscribe_event::<LevelCompleted, _, _>("ledger", move |env| {
+            sink.lock().unwrap().push(env.payload.level);
+            async { Ok(()) }
+        })
+        .unwrap();
+        bus.shutdown().await;
+        let mut all = taken(&seen);
+        all.sort_unstable();
+        assert_eq!(all, (1..=8).collect::<Vec<_>>());
+        let metrics = bus.metrics();
+        assert_eq!((metrics.delivered, metrics.deduplicated), (4, 4));
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_survive_a_restart_and_are_redelivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+
+    let bus = durable_bus(&path);
+    bus.subscribe_event::<LevelCompleted, _, _>("scores", |env| async move {
+        if env.payload.level == 2 {
+            return Err(HandlerError::permanent("no such level"));
+        }
+        Ok(())
+    })
+    .unwrap();
+    for n in 1..=3 {
+        bus.publish(level(n)).await.unwrap();
+    }
+    bus.shutdown().await;
+
+    let bus = durable_bus(&path);
+    let scores = recording(&bus, "scores");
+    let dead = bus.dead_letters().await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].subscription, "scores");
+    assert_eq!(dead[0].attempts, 1);
+    assert_eq!(dead[0].last_error, "no such level");
+    bus.redeliver(&dead[0]).await.expect("redelivers");
+    bus.shutdown().await;
+    assert_eq!(
+        taken(&scores),
+        [2],
+        "only the dead letter was handled again"
+    );
+    assert!(
+        durable_bus(&path).dead_letters().await.is_empty(),
+        "removed once handled"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_handles_a_subscription_events_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = durable_bus(&dir.path().join("events.db"));
+    let billing = recording(&bus, "billing");
+    for n in 1..=4 {
+        bus.publish(level(n)).await.unwrap();
+    }
+    while taken(&billing).len() < 4 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    bus.replay("billing", 2).await.expect("replays");
+    bus.shutdown().await;
+    assert_eq!(taken(&billing), [1, 2, 3, 4, 3, 4]);
+    assert!(matches!(
+        bus.replay("nobody", 0).await,
+        Err(ReplayError::NoSubscription(_))
+    ));
+    let in_memory = EventBus::builder().build();
+    assert!(matches!(
+        in_memory.replay("billing", 0).await,
+        Err(ReplayError::InMemory)
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ordering_per_key_holds_under_concurrency() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = durable_bus(&dir.path().join("events.db"));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&seen);
+    bus.subscribe_with::<LevelCompleted, _, _>(
+        "ranking",
+        &SubscriptionOptions::new().concurrency(4).queue_capacity(2),
+        move |env| {
+            let sink = Arc::clone(&sink);
+            async move {
+                // Later events of other keys overtake slow ones; a key's own never do.
+                tokio::time::sleep(Duration::from_micros(
+                    u64::from(env.payload.level % 7) * 100,
+                ))
+                .await;
+                sink.lock()
+                    .unwrap()
+                    .push((env.payload.player, env.payload.level));
+                Ok(())
+            }
+        },
+    )
+    .unwrap();
+    for n in 1..=60 {
+        bus.publish(level(n)).await.unwrap();
+    }
+    bus.shutdown().await;
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 60);
+    for player in ["p-0", "p-1", "p-2"] {
+        let levels: Vec<u32> = seen
+            .iter()
+            .filter(|(p, _)| p == player)
+            .map(|(_, l)| *l)
+            .collect();
+        assert!(levels.is_sorted(), "{player} out of order: {levels:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_appended_in_the_callers_transaction_are_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("app.db")).unwrap();
+    let mut conn = store.connection().unwrap();
+    let bus = EventBus::builder()
+        .store(store)
+        .poll_interval(Duration::from_millis(10))
+        .build();
+    let billing = recording(&bus, "billing");
+    conn.execute_batch("CREATE TABLE scores (level INTEGER)")
+        .unwrap();
+    for (n, commit) in [(1, true), (2, false), (3, true)] {
+        let tx = conn
+            .transaction_with_behavior(event_core::store::rusqlite::TransactionBehavior::Immediate)
+            .unwrap();
+        tx.execute("INSERT INTO scores VALUES (?1)", [n]).unwrap();
+        let envelope = event_core::Envelope::new(level(n)).to_raw().unwrap();
+        SqliteStore::append_in(&tx, &[envelope]).unwrap();
+        if commit {
+            tx.commit().unwrap();
+        } else {
+            tx.rollback().unwrap();
+        }
+    }
+    bus.shutdown().await;
+    assert_eq!(
+        taken(&billing),
+        [1, 3],
+        "the rolled-back event was never stored"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_refuses_writes_fails_publish_and_keeps_what_it_had() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    {
+        let bus = durable_bus(&path);
+        bus.publish(level(1)).await.unwrap();
+        bus.shutdown().await;
+    }
+    let read_only = SqliteOptions::new().read_only(true).open(&path).unwrap();
+    let bus = EventBus::builder().store(read_only).build();
+    let error = bus.publish(level(2)).await.expect_err("read-only");
+    assert!(matches!(error, PublishError::Store(_)), "{error:?}");
+    assert!(matches!(
+        bus.try_publish(level(3)),
+        Err(PublishError::Durable)
+    ));
+    bus.shutdown().await;
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.head().await.unwrap(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_for_answers_on_a_durable_bus() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = durable_bus(&dir.path().join("events.db"));
+    let replier = bus.clone();
+    bus.subscribe_event::<LevelCompleted, _, _>("echo", move |env| {
+        let replier = replier.clone();
+        async move {
+            if env.payload.level == 1 {
+                replier.publish(LevelScored { score: 100 }).await?;
+            }
+            Ok(())
+        }
+    })
+    .unwrap();
+    bus.publish_with(
+        event_core::PublishContext::new().correlation_id("c-7"),
+        level(1),
+    )
+    .await
+    .unwrap();
+    let reply = bus
+        .wait_for::<LevelScored>("c-7", Duration::from_secs(5))
+        .await
+        .expect("the reply carries the correlation id");
+    assert_eq!(reply.payload.score, 100);
+    bus.shutdown().await;
+}
