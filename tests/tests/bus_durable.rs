@@ -342,3 +342,31 @@ async fn wait_for_answers_on_a_durable_bus() {
     assert_eq!(reply.payload.score, 100);
     bus.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wake_delivers_events_appended_elsewhere_without_waiting_for_the_poll() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("app.db")).unwrap();
+    let mut conn = store.connection().unwrap();
+    let bus = EventBus::builder()
+        .store(store)
+        .poll_interval(Duration::from_secs(3600))
+        .build();
+    let billing = recording(&bus, "billing");
+    // Let the subscription read the empty store and start waiting.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let tx = conn.transaction().unwrap();
+    let envelope = event_core::Envelope::new(level(7)).to_raw().unwrap();
+    SqliteStore::append_in(&tx, &[envelope]).unwrap();
+    tx.commit().unwrap();
+    bus.wake();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while taken(&billing).is_empty() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("woken, not polled an hour later");
+    assert_eq!(taken(&billing), [7]);
+    bus.shutdown().await;
+}

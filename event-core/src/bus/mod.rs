@@ -922,6 +922,16 @@ impl EventBus {
             .collect()
     }
 
+    /// Tells the subscriptions of a durable bus to read the store now, rather than at their
+    /// next poll: call it after committing events appended in your own transaction
+    /// (`SqliteStore::append_in`, `PostgresStore::append_in`). Does nothing on
+    /// an in-memory bus.
+    pub fn wake(&self) {
+        if let Some(backing) = &self.inner.backing {
+            backing.appended.notify_waiters();
+        }
+    }
+
     /// Handles a subscription's events again, from the first after `after` (0: from the
     /// beginning), including those it already handled. Durable bus only.
     ///
