@@ -40,6 +40,7 @@
 
 #![warn(missing_docs)]
 
+pub mod consumers;
 pub mod fulfillment;
 pub mod invoice;
 pub mod order;

@@ -1,0 +1,247 @@
+//! The command line: `generate`, `check` and `diff`, for a three-line binary that links the
+//! domain crates.
+
+use crate::compat::{Mode, Profile};
+use crate::error::CatalogError;
+use crate::model::Catalog;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::error::Error;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Exit code: success; for `check`, the catalog is current and compatible.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: `check` found stale files or incompatible changes; `diff` found incompatible
+/// changes.
+pub const EXIT_FAILED: u8 = 1;
+/// Exit code: a usage error, or an input that cannot be used (a missing, unreadable or
+/// corrupt `catalog.json`, an invalid registry, no events linked, a failed write).
+pub const EXIT_ERROR: u8 = 2;
+
+/// Generates the event catalog of the events linked into this binary, and checks it.
+#[derive(Debug, Parser)]
+#[command(
+    about,
+    after_help = "Exit codes: 0 success; 1 check failed (stale files or incompatible changes) or diff found incompatible changes; 2 usage or input error."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Writes the catalog to DIR: README.md, events/*.md, catalog.json, schemas/*.json,
+    /// asyncapi.json. Deletes the pages and schemas of events that are gone.
+    Generate {
+        /// The catalog directory.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Fails when DIR is stale, or when a schema changed incompatibly against DIR/catalog.json
+    /// without a version bump.
+    Check {
+        /// The catalog directory.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        #[command(flatten)]
+        compat: CompatArgs,
+    },
+    /// Compares two catalog.json files and reports added, removed and changed events and
+    /// incompatible changes.
+    Diff {
+        /// The old catalog.json.
+        old: PathBuf,
+        /// The new catalog.json.
+        new: PathBuf,
+        #[command(flatten)]
+        compat: CompatArgs,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct CompatArgs {
+    /// Which readers must keep working: backward (new readers, old events), forward (old
+    /// readers, new events) or full (both).
+    #[arg(long, value_enum, default_value_t = ModeArg::Backward)]
+    mode: ModeArg,
+    /// Judge the schemas alone, as schema registries do, instead of as serde reads.
+    #[arg(long)]
+    strict: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ModeArg {
+    Backward,
+    Forward,
+    Full,
+}
+
+impl CompatArgs {
+    fn mode(&self) -> Mode {
+        match self.mode {
+            ModeArg::Backward => Mode::Backward,
+            ModeArg::Forward => Mode::Forward,
+            ModeArg::Full => Mode::Full,
+        }
+    }
+
+    fn profile(&self) -> Profile {
+        if self.strict {
+            Profile::Strict
+        } else {
+            Profile::Serde
+        }
+    }
+}
+
+/// Runs the catalog command line on the events linked into the binary.
+///
+/// The whole `main.rs` of a catalog binary (link the domain crates, then call this):
+///
+/// ```no_run
+/// # #![allow(unused_imports)]
+/// # mod orders {}
+/// use orders as _; // link the events
+/// fn main() -> std::process::ExitCode { event_catalog::main() }
+/// ```
+///
+/// Commands:
+///
+/// - `generate --out DIR` writes the catalog (nothing is written if rendering fails, or no
+///   events are linked);
+/// - `check --out DIR [--mode backward|forward|full] [--strict]` fails when DIR is stale, or
+///   when an event version in both DIR/catalog.json and the binary changed incompatibly, or
+///   when one disappeared without being deprecated first;
+/// - `diff OLD NEW [--mode ...] [--strict]` compares two `catalog.json` files.
+///
+/// Exit codes: [`EXIT_OK`] (0) success, [`EXIT_FAILED`] (1) a check or diff found a problem,
+/// [`EXIT_ERROR`] (2) usage or input error; errors name the file, and for a corrupt
+/// `catalog.json` the line and column.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            return ExitCode::from(if err.use_stderr() {
+                EXIT_ERROR
+            } else {
+                EXIT_OK
+            });
+        }
+    };
+    let code = match run(&cli.command) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {}", chain(&err));
+            EXIT_ERROR
+        }
+    };
+    ExitCode::from(code)
+}
+
+fn run(command: &Command) -> Result<u8, CatalogError> {
+    match command {
+        Command::Generate { out } => generate(out),
+        Command::Check { out, compat } => check(out, compat),
+        Command::Diff { old, new, compat } => {
+            let old = Catalog::read(old)?;
+            let new = Catalog::read(new)?;
+            let report = Catalog::compare(&old, &new, compat.mode(), compat.profile());
+            if report.added.is_empty() && report.removed.is_empty() && report.changed.is_empty() {
+                println!("no changes");
+            } else {
+                print!("{report}");
+            }
+            Ok(if report.is_compatible() {
+                EXIT_OK
+            } else {
+                EXIT_FAILED
+            })
+        }
+    }
+}
+
+fn linked() -> Result<Option<Catalog>, CatalogError> {
+    let catalog = Catalog::linked()?;
+    if catalog.is_empty() {
+        eprintln!(
+            "error: no events are linked into this binary: reference the crates that define them, e.g. `use orders_domain as _;`"
+        );
+        return Ok(None);
+    }
+    Ok(Some(catalog))
+}
+
+fn generate(out: &Path) -> Result<u8, CatalogError> {
+    let Some(catalog) = linked()? else {
+        return Ok(EXIT_ERROR);
+    };
+    let summary = catalog.write_to(out)?;
+    println!(
+        "{} events: {} files written, {} unchanged, {} removed in {}",
+        catalog.events().len(),
+        summary.written.len(),
+        summary.unchanged.len(),
+        summary.removed.len(),
+        out.display()
+    );
+    for path in &summary.removed {
+        println!("removed {path}");
+    }
+    Ok(EXIT_OK)
+}
+
+fn check(out: &Path, compat: &CompatArgs) -> Result<u8, CatalogError> {
+    let Some(catalog) = linked()? else {
+        return Ok(EXIT_ERROR);
+    };
+    let committed = Catalog::read(out.join("catalog.json"))?;
+    let staleness = catalog.staleness(out)?;
+    let report = Catalog::compare(&committed, &catalog, compat.mode(), compat.profile());
+    let mut failed = false;
+    if !staleness.is_current() {
+        failed = true;
+        println!(
+            "the catalog in {} is stale: run `generate --out {}`",
+            out.display(),
+            out.display()
+        );
+        print!("{staleness}");
+    }
+    if !report.is_compatible() {
+        failed = true;
+        if !staleness.is_current() {
+            println!();
+        }
+        println!(
+            "{} incompatible change(s) against {} without a version bump:",
+            report.findings.len(),
+            out.join("catalog.json").display()
+        );
+        for finding in &report.findings {
+            println!("{finding}");
+        }
+    }
+    if failed {
+        return Ok(EXIT_FAILED);
+    }
+    println!(
+        "the catalog in {} is current ({} events)",
+        out.display(),
+        catalog.events().len()
+    );
+    Ok(EXIT_OK)
+}
+
+/// The error and its causes, joined by `: `.
+fn chain(err: &dyn Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,124 @@
+//! Rendering a catalog to its files, in memory: every renderer is a pure function of the
+//! [`Catalog`], so the same catalog always gives byte-identical files.
+
+mod asyncapi;
+mod catalog_json;
+mod event_page;
+mod example;
+pub(crate) mod fields;
+mod readme;
+mod schemas;
+
+use crate::model::Catalog;
+use std::collections::BTreeMap;
+
+pub use schemas::schema_id;
+
+/// The directory holding one Markdown page per event.
+pub(crate) const EVENTS_DIR: &str = "events";
+/// The directory holding one standalone JSON Schema per event.
+pub(crate) const SCHEMAS_DIR: &str = "schemas";
+
+/// Every file of a rendered catalog, by path relative to the output directory (`/`-separated),
+/// sorted by path.
+///
+/// ```
+/// # use event_core::DomainEvent;
+/// # use schemars::JsonSchema;
+/// # use serde::{Deserialize, Serialize};
+/// # /// An order was paid.
+/// # #[derive(Serialize, Deserialize, JsonSchema, DomainEvent)]
+/// # #[event(name = "order.paid")]
+/// # struct OrderPaid { order_id: String }
+/// let registry = event_core::Registry::from_descriptors([OrderPaid::descriptor()])?;
+/// let rendered = event_catalog::Catalog::from_registry(&registry).render();
+/// let paths: Vec<&str> = rendered.iter().map(|(path, _)| path).collect();
+/// assert_eq!(
+///     paths,
+///     ["README.md", "asyncapi.json", "catalog.json", "events/order.paid.v1.md", "schemas/order.paid.v1.json"]
+/// );
+/// assert!(rendered.get("README.md").unwrap().contains("order.paid"));
+/// # Ok::<(), event_core::RegistryError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Rendered {
+    files: BTreeMap<String, String>,
+}
+
+impl Rendered {
+    /// The files as (relative path, contents), sorted by path.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.files.iter().map(|(p, c)| (p.as_str(), c.as_str()))
+    }
+
+    /// The contents of one file.
+    pub fn get(&self, path: &str) -> Option<&str> {
+        self.files.get(path).map(String::as_str)
+    }
+
+    /// How many files there are.
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    /// Whether there are no files (never: `README.md` and the JSON documents are always there).
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    fn insert(&mut self, path: String, contents: String) {
+        self.files.insert(path, contents);
+    }
+}
+
+impl Catalog {
+    /// Renders every file of the catalog in memory; see the crate docs for the layout.
+    pub fn render(&self) -> Rendered {
+        let mut out = Rendered::default();
+        out.insert("README.md".to_owned(), readme::render(self));
+        out.insert("catalog.json".to_owned(), catalog_json::render(self));
+        out.insert("asyncapi.json".to_owned(), asyncapi::render(self));
+        for event in self.events() {
+            let stem = event.file_stem();
+            out.insert(
+                format!("{EVENTS_DIR}/{stem}.md"),
+                event_page::render(self, event),
+            );
+            out.insert(format!("{SCHEMAS_DIR}/{stem}.json"), schemas::render(event));
+        }
+        out
+    }
+}
+
+/// The example payload the event page shows, synthesised from the schema.
+pub(crate) fn example_payload(event: &crate::model::CatalogEvent) -> serde_json::Value {
+    example::example(&event.schema)
+}
+
+/// Text made safe for one Markdown table cell: pipes escaped, line breaks as `<br>`.
+pub(crate) fn cell(text: &str) -> String {
+    text.trim()
+        .replace('|', "\\|")
+        .replace("\r\n", "\n")
+        .replace("\n\n", "<br><br>")
+        .replace('\n', " ")
+}
+
+/// The first paragraph of a description, on one line.
+pub(crate) fn summary(text: &str) -> String {
+    let first = text.trim().split("\n\n").next().unwrap_or_default();
+    cell(first)
+}
+
+/// A comma-separated list, or `-` when empty.
+pub(crate) fn list<S: AsRef<str>>(items: &[S]) -> String {
+    if items.is_empty() {
+        "-".to_owned()
+    } else {
+        items
+            .iter()
+            .map(AsRef::as_ref)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
