@@ -10,6 +10,17 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n== %s\n' "$*"; }
 
+step "install what the tests need"
+# The PostgreSQL store's tests start their own throwaway server from the Debian package's
+# binaries (tests/src/postgres_server.rs); they never use a server already running.
+if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+    export DEBIAN_FRONTEND=noninteractive
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+    $SUDO apt-get install -y --no-install-recommends postgresql \
+        || { $SUDO apt-get update && $SUDO apt-get install -y --no-install-recommends postgresql; }
+fi
+
 step "rustfmt"
 cargo fmt --all -- --check
 
@@ -23,3 +34,4 @@ cargo test --workspace --doc --locked
 step "examples run"
 cargo run --locked -q -p orders >/dev/null
 cargo run --locked -q -p chatbot >/dev/null
+cargo run --locked -q -p game-engine >/dev/null

@@ -1,4 +1,9 @@
 //! Workspace-level integration tests: see `tests/*.rs` and the trybuild cases in `ui/`.
+//!
+//! The library holds what several tests (and benchmarks) share: [`postgres_server`] starts a
+//! throwaway PostgreSQL server.
+
+pub mod postgres_server;
 
 /// The README's Rust examples, run as doctests so the quick start keeps compiling.
 #[doc = include_str!("../../README.md")]

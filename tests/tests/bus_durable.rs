@@ -370,3 +370,31 @@ async fn wake_delivers_events_appended_elsewhere_without_waiting_for_the_poll() 
     assert_eq!(taken(&billing), [7]);
     bus.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pruning_keeps_what_a_subscription_has_not_handled_yet() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    let bus = durable_bus(&path);
+    let fast = recording(&bus, "fast");
+    // "stuck" never gets past its first event, so it has never saved a checkpoint of its own.
+    bus.subscribe_event::<LevelCompleted, _, _>("stuck", |_| std::future::pending())
+        .unwrap();
+    for n in 1..=3 {
+        bus.publish(level(n)).await.unwrap();
+    }
+    while taken(&fast).len() < 3 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    while store.checkpoint("fast").await.unwrap() < 3 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let later = chrono::Utc::now() + chrono::Duration::hours(1);
+    assert_eq!(
+        store.prune(later).await.unwrap(),
+        0,
+        "stuck has not read them"
+    );
+    assert_eq!(store.read(0, 10).await.unwrap().len(), 3);
+}

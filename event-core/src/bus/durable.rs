@@ -191,8 +191,16 @@ pub(crate) async fn pump(
 ) {
     let backing = Arc::clone(&durable.backing);
     let store = &backing.store;
+    // The first save registers the subscription, so that `prune` keeps what it has not read.
     let mut after = loop {
-        match store.checkpoint(&durable.name).await {
+        let loaded = match store.checkpoint(&durable.name).await {
+            Ok(position) => store
+                .save_checkpoint(&durable.name, position)
+                .await
+                .map(|()| position),
+            Err(error) => Err(error),
+        };
+        match loaded {
             Ok(position) => break position,
             Err(error) => {
                 tracing::warn!(%error, subscription = %durable.name, "checkpoint not readable, retrying");

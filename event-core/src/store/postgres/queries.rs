@@ -1,0 +1,139 @@
+//! The store's statements on PostgreSQL.
+
+use crate::store::{Encoded, Position, from_sql};
+use std::collections::HashMap;
+use tokio_postgres::{GenericClient, Transaction};
+use uuid::Uuid;
+
+/// Inserts the events that are not stored yet, in order, after the head; returns every
+/// event's position and whether this call stored it.
+///
+/// Locks the `head` row first (`FOR UPDATE`) and holds it until the transaction ends: every
+/// appender waits for the previous one to commit, so positions follow commit order and a
+/// reader never sees position `p + 1` before `p`. The lock is the price: appends to one
+/// store are serial, which group commit amortizes; an outbox transaction holding it should
+/// be short. Under `REPEATABLE READ` or `SERIALIZABLE` a concurrent append makes this fail
+/// with a serialization error, to be retried.
+pub(crate) async fn insert_events(
+    tx: &Transaction<'_>,
+    events: &[&Encoded],
+) -> Result<(Vec<Position>, Vec<bool>), tokio_postgres::Error> {
+    let mut head: i64 = tx
+        .query_one(
+            "SELECT value FROM event_store_meta WHERE key = 'head' FOR UPDATE",
+            &[],
+        )
+        .await?
+        .get(0);
+    let ids: Vec<Uuid> = events.iter().map(|event| event.id).collect();
+    let mut known: HashMap<Uuid, i64> = tx
+        .query(
+            "SELECT id, position FROM event_store_events WHERE id = ANY($1)",
+            &[&ids],
+        )
+        .await?
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    let mut positions = Vec::with_capacity(events.len());
+    let mut stored = Vec::with_capacity(events.len());
+    let (mut new_positions, mut new_ids, mut types, mut keys, mut envelopes) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for event in events {
+        let mut new = false;
+        let position = *known.entry(event.id).or_insert_with(|| {
+            new = true;
+            head += 1;
+            new_positions.push(head);
+            new_ids.push(event.id);
+            types.push(event.event_type.as_str());
+            keys.push(event.partition_key.as_deref());
+            envelopes.push(event.json.as_str());
+            head
+        });
+        positions.push(from_sql(position));
+        stored.push(new);
+    }
+    if !new_ids.is_empty() {
+        tx.execute(
+            "INSERT INTO event_store_events (position, id, event_type, partition_key, envelope) \
+             SELECT p, i, t, k, e::json \
+             FROM unnest($1::int8[], $2::uuid[], $3::text[], $4::text[], $5::text[]) \
+             AS u(p, i, t, k, e)",
+            &[&new_positions, &new_ids, &types, &keys, &envelopes],
+        )
+        .await?;
+        tx.execute(
+            "UPDATE event_store_meta SET value = $1 WHERE key = 'head'",
+            &[&head],
+        )
+        .await?;
+    }
+    Ok((positions, stored))
+}
+
+/// Claims an event in a subscription's inbox: true when this call did.
+pub(crate) async fn claim(
+    client: &impl GenericClient,
+    subscription: &str,
+    event_id: Uuid,
+) -> Result<bool, tokio_postgres::Error> {
+    let inserted = client
+        .execute(
+            "INSERT INTO event_store_inbox (subscription, event_id) VALUES ($1, $2) \
+             ON CONFLICT DO NOTHING",
+            &[&subscription, &event_id],
+        )
+        .await?;
+    Ok(inserted == 1)
+}
+
+pub(crate) const READ: &str = "SELECT position, envelope::text FROM event_store_events \
+     WHERE position > $1 ORDER BY position LIMIT $2";
+
+pub(crate) const HEAD: &str = "SELECT value FROM event_store_meta WHERE key = 'head'";
+
+pub(crate) const CHECKPOINT: &str =
+    "SELECT position FROM event_store_checkpoints WHERE subscription = $1";
+
+pub(crate) const SAVE_CHECKPOINT: &str = "INSERT INTO event_store_checkpoints (subscription, position) \
+     VALUES ($1, $2) ON CONFLICT (subscription) \
+     DO UPDATE SET position = GREATEST(event_store_checkpoints.position, excluded.position)";
+
+pub(crate) const RESET_CHECKPOINT: &str = "INSERT INTO event_store_checkpoints (subscription, position) \
+     VALUES ($1, $2) ON CONFLICT (subscription) DO UPDATE SET position = excluded.position";
+
+pub(crate) const REMOVE_SUBSCRIPTION: &str = "WITH checkpoint AS \
+     (DELETE FROM event_store_checkpoints WHERE subscription = $1) \
+     DELETE FROM event_store_inbox WHERE subscription = $1";
+
+pub(crate) const IS_CLAIMED: &str = "SELECT EXISTS \
+     (SELECT 1 FROM event_store_inbox WHERE subscription = $1 AND event_id = $2)";
+
+pub(crate) const PUT_DEAD_LETTER: &str = "INSERT INTO event_store_dead_letters \
+     (subscription, envelope, last_error, attempts, failed_at) \
+     VALUES ($1, $2::text::json, $3, $4, $5) RETURNING id";
+
+pub(crate) const DEAD_LETTERS: &str = "SELECT id, subscription, envelope::text, last_error, \
+     attempts, failed_at FROM event_store_dead_letters \
+     WHERE $1::text IS NULL OR subscription = $1 ORDER BY id";
+
+pub(crate) const REMOVE_DEAD_LETTER: &str = "DELETE FROM event_store_dead_letters WHERE id = $1";
+
+pub(crate) const TIMELINE_OLDEST_FIRST: &str = "SELECT position, envelope::text \
+     FROM event_store_events WHERE partition_key = $1 AND position > $2 \
+     AND ($3::text IS NULL OR starts_with(event_type, $3)) ORDER BY position LIMIT $4";
+
+pub(crate) const TIMELINE_NEWEST_FIRST: &str = "SELECT position, envelope::text \
+     FROM event_store_events WHERE partition_key = $1 AND position < $2 \
+     AND ($3::text IS NULL OR starts_with(event_type, $3)) ORDER BY position DESC LIMIT $4";
+
+/// One statement, so it sees one snapshot of the checkpoints: events every subscription
+/// passed, appended before `$1`, and their inbox rows. The head stays in `event_store_meta`,
+/// so positions are never reused.
+pub(crate) const PRUNE: &str = "WITH cutoff AS \
+     (SELECT MIN(position) AS position FROM event_store_checkpoints), \
+     doomed AS (DELETE FROM event_store_events e USING cutoff \
+     WHERE e.position <= cutoff.position AND e.appended_at < $1 RETURNING e.id), \
+     inbox AS (DELETE FROM event_store_inbox WHERE event_id IN (SELECT id FROM doomed)) \
+     SELECT count(*) FROM doomed";

@@ -1,0 +1,888 @@
+//! One conformance suite for every store: each case is a generic async function over a
+//! [`Backend`], instantiated as a test per backend (SQLite in a file, SQLite in memory,
+//! PostgreSQL on a server the tests start themselves).
+
+use chrono::{SubsecRound, Utc};
+use event_core::store::{
+    Position, PostgresStore, SqliteStore, Store, StoreError, StoredDeadLetter, TimelineQuery,
+};
+use event_core::{DeadLetter, Envelope, Meta, PARTITION_KEY, RawEnvelope};
+use serde_json::value::RawValue;
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tests::postgres_server::PostgresServer;
+use tokio::sync::Barrier;
+use uuid::Uuid;
+
+// ---------------------------------------------------------------------------------------
+// Backends
+
+/// What a case needs from a backend beyond the `Store` trait.
+trait Backend: Sized + Send + Sync + 'static {
+    /// A new, empty database.
+    async fn create() -> Self;
+    /// Opens (or opens again) a store on the database.
+    async fn try_open(&self) -> Result<Arc<dyn Store>, StoreError>;
+    /// Whether a store can be opened again on the same database (not in memory).
+    fn reopens(&self) -> bool;
+    /// Writes `version` as the recorded schema version, by hand.
+    async fn set_schema_version(&self, version: i64);
+    /// Appends inside an own transaction, then commits or rolls back; None when the backend
+    /// has no outbox.
+    async fn append_in(&self, events: &[RawEnvelope], commit: bool) -> Option<Vec<Position>>;
+    /// Claims inside an own transaction, then commits or rolls back.
+    async fn claim_in(&self, subscription: &str, id: Uuid, commit: bool) -> Option<bool>;
+
+    async fn open(&self) -> Arc<dyn Store> {
+        self.try_open().await.expect("open the store")
+    }
+}
+
+struct SqliteFile {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+impl Backend for SqliteFile {
+    async fn create() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.db");
+        SqliteFile { _dir: dir, path }
+    }
+
+    async fn try_open(&self) -> Result<Arc<dyn Store>, StoreError> {
+        Ok(Arc::new(SqliteStore::open(&self.path)?))
+    }
+
+    fn reopens(&self) -> bool {
+        true
+    }
+
+    async fn set_schema_version(&self, version: i64) {
+        let conn = event_core::store::rusqlite::Connection::open(&self.path).unwrap();
+        conn.execute(
+            "UPDATE event_store_meta SET value = ?1 WHERE key = 'schema_version'",
+            [version],
+        )
+        .unwrap();
+    }
+
+    async fn append_in(&self, events: &[RawEnvelope], commit: bool) -> Option<Vec<Position>> {
+        let store = SqliteStore::open(&self.path).unwrap();
+        let mut conn = store.connection().unwrap();
+        let tx = conn
+            .transaction_with_behavior(event_core::store::rusqlite::TransactionBehavior::Immediate)
+            .unwrap();
+        tx.execute_batch("CREATE TABLE IF NOT EXISTS orders (id TEXT PRIMARY KEY)")
+            .unwrap();
+        tx.execute(
+            "INSERT INTO orders VALUES (?1)",
+            [Uuid::now_v7().to_string()],
+        )
+        .unwrap();
+        let positions = SqliteStore::append_in(&tx, events).unwrap();
+        if commit {
+            tx.commit().unwrap();
+        } else {
+            tx.rollback().unwrap();
+        }
+        Some(positions)
+    }
+
+    async fn claim_in(&self, subscription: &str, id: Uuid, commit: bool) -> Option<bool> {
+        let store = SqliteStore::open(&self.path).unwrap();
+        let mut conn = store.connection().unwrap();
+        let tx = conn
+            .transaction_with_behavior(event_core::store::rusqlite::TransactionBehavior::Immediate)
+            .unwrap();
+        let claimed = SqliteStore::claim_in(&tx, subscription, id).unwrap();
+        if commit {
+            tx.commit().unwrap();
+        } else {
+            tx.rollback().unwrap();
+        }
+        Some(claimed)
+    }
+}
+
+struct SqliteMemory {
+    store: Arc<dyn Store>,
+}
+
+impl Backend for SqliteMemory {
+    async fn create() -> Self {
+        SqliteMemory {
+            store: Arc::new(SqliteStore::open_in_memory().unwrap()),
+        }
+    }
+
+    async fn try_open(&self) -> Result<Arc<dyn Store>, StoreError> {
+        Ok(Arc::clone(&self.store))
+    }
+
+    fn reopens(&self) -> bool {
+        false
+    }
+
+    async fn set_schema_version(&self, _: i64) {}
+
+    async fn append_in(&self, _: &[RawEnvelope], _: bool) -> Option<Vec<Position>> {
+        None
+    }
+
+    async fn claim_in(&self, _: &str, _: Uuid, _: bool) -> Option<bool> {
+        None
+    }
+}
+
+struct Postgres {
+    url: String,
+}
+
+impl Postgres {
+    async fn client(&self) -> event_core::store::tokio_postgres::Client {
+        let (client, connection) = event_core::store::tokio_postgres::connect(
+            &self.url,
+            event_core::store::tokio_postgres::NoTls,
+        )
+        .await
+        .unwrap();
+        tokio::spawn(connection);
+        client
+    }
+}
+
+impl Backend for Postgres {
+    async fn create() -> Self {
+        Postgres {
+            url: PostgresServer::shared().create_database(),
+        }
+    }
+
+    async fn try_open(&self) -> Result<Arc<dyn Store>, StoreError> {
+        Ok(Arc::new(PostgresStore::connect(&self.url).await?))
+    }
+
+    fn reopens(&self) -> bool {
+        true
+    }
+
+    async fn set_schema_version(&self, version: i64) {
+        self.client()
+            .await
+            .execute(
+                "UPDATE event_store_meta SET value = $1 WHERE key = 'schema_version'",
+                &[&version],
+            )
+            .await
+            .unwrap();
+    }
+
+    async fn append_in(&self, events: &[RawEnvelope], commit: bool) -> Option<Vec<Position>> {
+        let mut client = self.client().await;
+        client
+            .batch_execute("CREATE TABLE IF NOT EXISTS orders (id UUID PRIMARY KEY)")
+            .await
+            .unwrap();
+        let tx = client.transaction().await.unwrap();
+        tx.execute("INSERT INTO orders VALUES ($1)", &[&Uuid::now_v7()])
+            .await
+            .unwrap();
+        let positions = PostgresStore::append_in(&tx, events).await.unwrap();
+        if commit {
+            tx.commit().await.unwrap();
+        } else {
+            tx.rollback().await.unwrap();
+        }
+        Some(positions)
+    }
+
+    async fn claim_in(&self, subscription: &str, id: Uuid, commit: bool) -> Option<bool> {
+        let mut client = self.client().await;
+        let tx = client.transaction().await.unwrap();
+        let claimed = PostgresStore::claim_in(&tx, subscription, id)
+            .await
+            .unwrap();
+        if commit {
+            tx.commit().await.unwrap();
+        } else {
+            tx.rollback().await.unwrap();
+        }
+        Some(claimed)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Instantiation: one test per (backend, case).
+
+macro_rules! conformance {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite_file {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(<super::SqliteFile as super::Backend>::create().await).await;
+                }
+            )*
+        }
+        mod sqlite_memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(<super::SqliteMemory as super::Backend>::create().await).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(<super::Postgres as super::Backend>::create().await).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    append_then_read_in_order,
+    concurrent_appends_get_gap_free_positions_in_commit_order,
+    group_commit_shares_transactions,
+    duplicate_id_is_stored_once,
+    checkpoints_move_forward_and_reset_anywhere,
+    claims_dedupe_even_concurrently,
+    dead_letters_put_list_remove,
+    timeline_pages_every_event_once,
+    timeline_rejects_foreign_cursors,
+    timeline_pages_are_stable_under_concurrent_appends,
+    prune_keeps_undelivered_events,
+    append_in_commits_or_rolls_back_with_the_caller,
+    claim_in_rolls_back_with_the_caller,
+    reopening_migrates_once_and_keeps_everything,
+    schema_newer_than_the_code_is_refused,
+);
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+
+fn event(partition_key: &str, event_type: &str, n: u32) -> RawEnvelope {
+    let mut meta = Meta::new();
+    meta.insert(PARTITION_KEY.to_owned(), partition_key.into());
+    Envelope {
+        id: Uuid::now_v7(),
+        event_type: event_type.to_owned(),
+        version: 1,
+        occurred_at: Utc::now().trunc_subsecs(3),
+        source: Some("tests".to_owned()),
+        correlation_id: Some(format!("c-{n}")),
+        causation_id: None,
+        trace_id: None,
+        payload: RawValue::from_string(format!(r#"{{"n":{n},"key":"{partition_key}"}}"#)).unwrap(),
+        meta,
+    }
+}
+
+fn events(count: u32) -> Vec<RawEnvelope> {
+    (0..count).map(|n| event("p", "order.created", n)).collect()
+}
+
+fn json(envelope: &RawEnvelope) -> String {
+    envelope.to_json().unwrap()
+}
+
+fn positions(events: &[event_core::store::StoredEvent]) -> Vec<Position> {
+    events.iter().map(|event| event.position).collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// Cases
+
+async fn append_then_read_in_order(backend: impl Backend) {
+    let store = backend.open().await;
+    assert_eq!(store.head().await.unwrap(), 0);
+    assert!(store.read(0, 10).await.unwrap().is_empty());
+    assert_eq!(
+        store.append(Vec::new()).await.unwrap(),
+        Vec::<Position>::new()
+    );
+
+    let first = events(3);
+    let second = events(2);
+    assert_eq!(store.append(first.clone()).await.unwrap(), [1, 2, 3]);
+    assert_eq!(store.append(second.clone()).await.unwrap(), [4, 5]);
+    assert_eq!(store.head().await.unwrap(), 5);
+
+    let all = store.read(0, 100).await.unwrap();
+    assert_eq!(positions(&all), [1, 2, 3, 4, 5]);
+    for (stored, appended) in all.iter().zip(first.iter().chain(&second)) {
+        assert_eq!(
+            json(&stored.envelope),
+            json(appended),
+            "byte for byte as appended"
+        );
+    }
+    assert_eq!(positions(&store.read(2, 2).await.unwrap()), [3, 4]);
+    assert!(store.read(5, 10).await.unwrap().is_empty());
+    let stats = store.stats();
+    assert_eq!((stats.appends, stats.events_appended), (2, 5));
+}
+
+async fn concurrent_appends_get_gap_free_positions_in_commit_order(backend: impl Backend) {
+    const APPENDERS: u32 = 16;
+    const ROUNDS: u32 = 10;
+    let store = backend.open().await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+
+    // A reader that must never see a position before it saw every lower one.
+    let reader = {
+        let store = Arc::clone(&store);
+        let stop = Arc::clone(&stop);
+        tokio::spawn(async move {
+            let mut after = 0;
+            let mut reads = 0;
+            loop {
+                let done = stop.load(std::sync::atomic::Ordering::SeqCst);
+                let batch = store.read(after, 1000).await.unwrap();
+                for event in &batch {
+                    assert_eq!(event.position, after + 1, "a reader saw a gap");
+                    after = event.position;
+                }
+                reads += 1;
+                if done {
+                    return (after, reads);
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+
+    let barrier = Arc::new(Barrier::new(APPENDERS as usize));
+    let mut tasks = Vec::new();
+    for task in 0..APPENDERS {
+        let store = Arc::clone(&store);
+        let barrier = Arc::clone(&barrier);
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            let mut mine = Vec::new();
+            for round in 0..ROUNDS {
+                let size = 1 + (task + round) % 3;
+                let got = store.append(events(size)).await.unwrap();
+                assert_eq!(got.len(), size as usize);
+                mine.extend(got);
+            }
+            mine
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        let mine = task.await.unwrap();
+        assert!(
+            mine.windows(2).all(|pair| pair[0] < pair[1]),
+            "one task's sequential appends must get increasing positions: {mine:?}"
+        );
+        all.extend(mine);
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (seen, _) = reader.await.unwrap();
+
+    all.sort_unstable();
+    let expected: Vec<Position> = (1..=all.len() as Position).collect();
+    assert_eq!(all, expected, "positions are 1..=N without gaps or repeats");
+    assert_eq!(seen, all.len() as Position);
+    assert_eq!(store.head().await.unwrap(), all.len() as Position);
+}
+
+async fn group_commit_shares_transactions(backend: impl Backend) {
+    const APPENDERS: usize = 16;
+    let store = backend.open().await;
+    let before = store.stats();
+    for _ in 0..5 {
+        let barrier = Arc::new(Barrier::new(APPENDERS));
+        let tasks: Vec<_> = (0..APPENDERS)
+            .map(|_| {
+                let store = Arc::clone(&store);
+                let barrier = Arc::clone(&barrier);
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    store.append(events(1)).await.unwrap()
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+    }
+    let after = store.stats();
+    let appends = after.appends - before.appends;
+    let transactions = after.write_transactions - before.write_transactions;
+    assert_eq!(appends, 5 * APPENDERS as u64);
+    assert!(
+        transactions < appends,
+        "{appends} concurrent appends took {transactions} transactions: no group commit"
+    );
+}
+
+async fn duplicate_id_is_stored_once(backend: impl Backend) {
+    let store = backend.open().await;
+    let a = event("p", "order.created", 1);
+    let b = event("p", "order.created", 2);
+    assert_eq!(store.append(vec![a.clone()]).await.unwrap(), [1]);
+    assert_eq!(
+        store
+            .append(vec![a.clone(), b.clone(), b.clone()])
+            .await
+            .unwrap(),
+        [1, 2, 2]
+    );
+    assert_eq!(store.append(vec![b]).await.unwrap(), [2]);
+    assert_eq!(store.head().await.unwrap(), 2);
+    assert_eq!(store.read(0, 10).await.unwrap().len(), 2);
+    assert_eq!(store.stats().events_appended, 2);
+    // The next new event continues without a gap.
+    assert_eq!(store.append(events(1)).await.unwrap(), [3]);
+}
+
+async fn checkpoints_move_forward_and_reset_anywhere(backend: impl Backend) {
+    let store = backend.open().await;
+    assert_eq!(store.checkpoint("billing").await.unwrap(), 0);
+    store.save_checkpoint("billing", 5).await.unwrap();
+    assert_eq!(store.checkpoint("billing").await.unwrap(), 5);
+    store.save_checkpoint("billing", 3).await.unwrap();
+    assert_eq!(store.checkpoint("billing").await.unwrap(), 5, "never back");
+    store.save_checkpoint("billing", 9).await.unwrap();
+    assert_eq!(store.checkpoint("billing").await.unwrap(), 9);
+    store.reset_checkpoint("billing", 2).await.unwrap();
+    assert_eq!(
+        store.checkpoint("billing").await.unwrap(),
+        2,
+        "reset moves back"
+    );
+    store.reset_checkpoint("billing", 7).await.unwrap();
+    assert_eq!(store.checkpoint("billing").await.unwrap(), 7);
+    assert_eq!(store.checkpoint("shipping").await.unwrap(), 0);
+    store.reset_checkpoint("shipping", 4).await.unwrap();
+    assert_eq!(store.checkpoint("shipping").await.unwrap(), 4);
+    assert_eq!(store.checkpoint("billing").await.unwrap(), 7);
+    store.remove_subscription("billing").await.unwrap();
+    assert_eq!(store.checkpoint("billing").await.unwrap(), 0);
+    assert_eq!(store.checkpoint("shipping").await.unwrap(), 4);
+}
+
+async fn claims_dedupe_even_concurrently(backend: impl Backend) {
+    let store = backend.open().await;
+    let id = Uuid::now_v7();
+    assert!(!store.is_claimed("billing", id).await.unwrap());
+    assert!(store.claim("billing", id).await.unwrap());
+    assert!(!store.claim("billing", id).await.unwrap());
+    assert!(store.is_claimed("billing", id).await.unwrap());
+    assert!(!store.is_claimed("shipping", id).await.unwrap());
+    assert!(store.claim("shipping", id).await.unwrap());
+
+    for _ in 0..20 {
+        let id = Uuid::now_v7();
+        let barrier = Arc::new(Barrier::new(2));
+        let tasks: Vec<_> = (0..2)
+            .map(|_| {
+                let store = Arc::clone(&store);
+                let barrier = Arc::clone(&barrier);
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    store.claim("race", id).await.unwrap()
+                })
+            })
+            .collect();
+        let mut wins = 0;
+        for task in tasks {
+            wins += u32::from(task.await.unwrap());
+        }
+        assert_eq!(wins, 1, "exactly one of two concurrent claims wins");
+    }
+    store.remove_subscription("billing").await.unwrap();
+    assert!(!store.is_claimed("billing", id).await.unwrap());
+}
+
+async fn dead_letters_put_list_remove(backend: impl Backend) {
+    let store = backend.open().await;
+    let letter = |subscription: &str, n: u32| {
+        DeadLetter::from(StoredDeadLetter {
+            id: 0,
+            subscription: subscription.to_owned(),
+            envelope: event("o-1", "order.created", n),
+            last_error: format!("error {n}"),
+            attempts: n,
+            failed_at: Utc::now().trunc_subsecs(3),
+        })
+    };
+    let first = letter("billing", 1);
+    let a = store.put_dead_letter(&first).await.unwrap();
+    let b = store.put_dead_letter(&letter("shipping", 2)).await.unwrap();
+    let c = store.put_dead_letter(&letter("billing", 3)).await.unwrap();
+    assert!(a < b && b < c);
+
+    let all = store.dead_letters(None).await.unwrap();
+    assert_eq!(
+        all.iter().map(|l| l.id).collect::<Vec<_>>(),
+        [a, b, c],
+        "oldest first"
+    );
+    let stored = &all[0];
+    assert_eq!(stored.subscription, "billing");
+    assert_eq!(stored.last_error, "error 1");
+    assert_eq!(stored.attempts, 1);
+    assert_eq!(stored.failed_at, first.failed_at);
+    assert_eq!(json(&stored.envelope), json(&first.envelope));
+
+    let billing = store.dead_letters(Some("billing")).await.unwrap();
+    assert_eq!(billing.iter().map(|l| l.id).collect::<Vec<_>>(), [a, c]);
+    assert!(store.dead_letters(Some("nobody")).await.unwrap().is_empty());
+
+    assert!(store.remove_dead_letter(a).await.unwrap());
+    assert!(!store.remove_dead_letter(a).await.unwrap());
+    let left = store.dead_letters(None).await.unwrap();
+    assert_eq!(left.iter().map(|l| l.id).collect::<Vec<_>>(), [b, c]);
+    // Back to the bus's type.
+    let back = DeadLetter::from(left[0].clone());
+    assert_eq!(back.subscription, "shipping");
+}
+
+async fn timeline_pages_every_event_once(backend: impl Backend) {
+    let store = backend.open().await;
+    let mut expected = Vec::new();
+    for n in 0..25 {
+        let kind = if n % 3 == 0 {
+            "order.paid"
+        } else {
+            "order.created"
+        };
+        let mine = event("o-1", kind, n);
+        let other = event("o-2", "order.created", n);
+        let got = store.append(vec![mine.clone(), other]).await.unwrap();
+        expected.push((got[0], kind, json(&mine)));
+    }
+    store
+        .append(vec![event("o-1", "orders.audit", 99)])
+        .await
+        .unwrap();
+
+    let page_through = |query: TimelineQuery| {
+        let store = Arc::clone(&store);
+        async move {
+            let mut seen = Vec::new();
+            let mut query = query;
+            let mut pages = 0;
+            loop {
+                let page = store.timeline(&query).await.unwrap();
+                assert!(page.events.len() <= query.limit);
+                seen.extend(page.events);
+                pages += 1;
+                match page.next_cursor {
+                    Some(cursor) => query = query.cursor(cursor),
+                    None => return (seen, pages),
+                }
+            }
+        }
+    };
+
+    let (seen, pages) = page_through(
+        TimelineQuery::partition("o-1")
+            .type_prefix("order.")
+            .limit(7),
+    )
+    .await;
+    assert_eq!(pages, 4);
+    assert_eq!(
+        seen.iter()
+            .map(|e| (e.position, json(&e.envelope)))
+            .collect::<Vec<_>>(),
+        expected
+            .iter()
+            .map(|(p, _, j)| (*p, j.clone()))
+            .collect::<Vec<_>>(),
+        "oldest first: every event of the key exactly once, in order"
+    );
+
+    let (seen, _) = page_through(
+        TimelineQuery::partition("o-1")
+            .type_prefix("order.")
+            .limit(4)
+            .newest_first(),
+    )
+    .await;
+    let mut newest: Vec<Position> = expected.iter().map(|(p, _, _)| *p).collect();
+    newest.reverse();
+    assert_eq!(positions(&seen), newest, "newest first");
+
+    let (paid, _) = page_through(
+        TimelineQuery::partition("o-1")
+            .type_prefix("order.paid")
+            .limit(3),
+    )
+    .await;
+    let expected_paid: Vec<Position> = expected
+        .iter()
+        .filter(|(_, kind, _)| *kind == "order.paid")
+        .map(|(p, _, _)| *p)
+        .collect();
+    assert_eq!(positions(&paid), expected_paid, "type prefix filters");
+
+    let (everything, _) = page_through(TimelineQuery::partition("o-1").limit(100)).await;
+    assert_eq!(everything.len(), 26, "no prefix: every type");
+    let (exact, pages) = page_through(TimelineQuery::partition("o-1").limit(26)).await;
+    assert_eq!(
+        (exact.len(), pages),
+        (26, 1),
+        "a full last page has no next cursor"
+    );
+    assert!(
+        store
+            .timeline(&TimelineQuery::partition("nobody"))
+            .await
+            .unwrap()
+            .events
+            .is_empty()
+    );
+}
+
+async fn timeline_rejects_foreign_cursors(backend: impl Backend) {
+    let store = backend.open().await;
+    for bad in ["", "c", "x12", "c-1", "c1x", "c+1"] {
+        let error = store
+            .timeline(&TimelineQuery::partition("o-1").cursor(bad))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, StoreError::InvalidCursor { .. }),
+            "{bad:?}: {error}"
+        );
+    }
+}
+
+async fn timeline_pages_are_stable_under_concurrent_appends(backend: impl Backend) {
+    let store = backend.open().await;
+    let mut before = Vec::new();
+    for n in 0..40 {
+        before.extend(
+            store
+                .append(vec![event("o-1", "order.created", n)])
+                .await
+                .unwrap(),
+        );
+    }
+    for newest_first in [false, true] {
+        let appender = {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                for n in 0..40 {
+                    store
+                        .append(vec![
+                            event("o-1", "order.paid", n),
+                            event("o-2", "order.paid", n),
+                        ])
+                        .await
+                        .unwrap();
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            })
+        };
+        let mut query = TimelineQuery::partition("o-1").limit(3);
+        if newest_first {
+            query = query.newest_first();
+        }
+        let mut seen = Vec::new();
+        loop {
+            let page = store.timeline(&query).await.unwrap();
+            seen.extend(positions(&page.events));
+            match page.next_cursor {
+                Some(cursor) => query = query.cursor(cursor),
+                None => break,
+            }
+            tokio::task::yield_now().await;
+        }
+        appender.await.unwrap();
+        let unique: HashSet<Position> = seen.iter().copied().collect();
+        assert_eq!(unique.len(), seen.len(), "no event twice");
+        let ordered = if newest_first {
+            seen.windows(2).all(|w| w[0] > w[1])
+        } else {
+            seen.windows(2).all(|w| w[0] < w[1])
+        };
+        assert!(ordered, "pages continue in order: {seen:?}");
+        for position in &before {
+            assert!(
+                unique.contains(position),
+                "event {position} missing from the pages"
+            );
+        }
+    }
+}
+
+async fn prune_keeps_undelivered_events(backend: impl Backend) {
+    let store = backend.open().await;
+    let appended = events(10);
+    store.append(appended.clone()).await.unwrap();
+    let later = Utc::now() + chrono::Duration::minutes(1);
+    assert_eq!(
+        store.prune(later).await.unwrap(),
+        0,
+        "no subscription: nothing is pruned"
+    );
+
+    store.save_checkpoint("billing", 6).await.unwrap();
+    store.save_checkpoint("shipping", 3).await.unwrap();
+    for envelope in &appended[..6] {
+        assert!(store.claim("billing", envelope.id).await.unwrap());
+    }
+    let earlier = Utc::now() - chrono::Duration::minutes(1);
+    assert_eq!(
+        store.prune(earlier).await.unwrap(),
+        0,
+        "every event is younger"
+    );
+    assert_eq!(
+        store.prune(later).await.unwrap(),
+        3,
+        "only what both handled"
+    );
+    assert_eq!(
+        positions(&store.read(0, 100).await.unwrap()),
+        (4..=10).collect::<Vec<_>>()
+    );
+    for (index, envelope) in appended[..6].iter().enumerate() {
+        assert_eq!(
+            store.is_claimed("billing", envelope.id).await.unwrap(),
+            index >= 3,
+            "the inbox rows of pruned events go with them"
+        );
+    }
+
+    store.save_checkpoint("shipping", 10).await.unwrap();
+    store.save_checkpoint("billing", 10).await.unwrap();
+    assert_eq!(store.prune(later).await.unwrap(), 7);
+    assert!(store.read(0, 100).await.unwrap().is_empty());
+    assert_eq!(store.head().await.unwrap(), 10, "the head stays");
+    assert_eq!(
+        store.append(events(1)).await.unwrap(),
+        [11],
+        "positions are not reused"
+    );
+
+    // A subscription that has not handled anything holds everything back.
+    store.save_checkpoint("audit", 0).await.unwrap();
+    assert_eq!(
+        store
+            .prune(Utc::now() + chrono::Duration::minutes(2))
+            .await
+            .unwrap(),
+        0
+    );
+    store.remove_subscription("audit").await.unwrap();
+    store.save_checkpoint("billing", 11).await.unwrap();
+    store.save_checkpoint("shipping", 11).await.unwrap();
+    assert_eq!(
+        store
+            .prune(Utc::now() + chrono::Duration::minutes(2))
+            .await
+            .unwrap(),
+        1
+    );
+}
+
+async fn append_in_commits_or_rolls_back_with_the_caller(backend: impl Backend) {
+    let store = backend.open().await;
+    store.append(events(2)).await.unwrap();
+    let rolled_back = events(2);
+    let Some(got) = backend.append_in(&rolled_back, false).await else {
+        return; // no outbox on this backend (in memory)
+    };
+    assert_eq!(got, [3, 4]);
+    assert_eq!(store.head().await.unwrap(), 2, "a rollback leaves nothing");
+    assert_eq!(store.read(0, 100).await.unwrap().len(), 2);
+
+    let committed = events(2);
+    assert_eq!(
+        backend.append_in(&committed, true).await.unwrap(),
+        [3, 4],
+        "no gap after a rollback"
+    );
+    let all = store.read(0, 100).await.unwrap();
+    assert_eq!(positions(&all), [1, 2, 3, 4]);
+    assert_eq!(json(&all[2].envelope), json(&committed[0]));
+    // Dedupe by id across both paths.
+    assert_eq!(store.append(vec![committed[1].clone()]).await.unwrap(), [4]);
+    assert_eq!(store.append(events(1)).await.unwrap(), [5]);
+}
+
+async fn claim_in_rolls_back_with_the_caller(backend: impl Backend) {
+    let store = backend.open().await;
+    let id = Uuid::now_v7();
+    let Some(claimed) = backend.claim_in("billing", id, false).await else {
+        return;
+    };
+    assert!(claimed);
+    assert!(
+        !store.is_claimed("billing", id).await.unwrap(),
+        "rolled back: unclaimed"
+    );
+    assert_eq!(backend.claim_in("billing", id, true).await, Some(true));
+    assert!(store.is_claimed("billing", id).await.unwrap());
+    assert_eq!(backend.claim_in("billing", id, true).await, Some(false));
+    assert!(!store.claim("billing", id).await.unwrap());
+}
+
+async fn reopening_migrates_once_and_keeps_everything(backend: impl Backend) {
+    if !backend.reopens() {
+        return;
+    }
+    let store = backend.open().await;
+    let first = events(3);
+    store.append(first.clone()).await.unwrap();
+    store.save_checkpoint("billing", 2).await.unwrap();
+    drop(store);
+    for round in 0..2 {
+        let store = backend.open().await;
+        assert_eq!(store.head().await.unwrap(), 3 + round);
+        assert_eq!(store.checkpoint("billing").await.unwrap(), 2);
+        assert_eq!(
+            json(&store.read(0, 1).await.unwrap()[0].envelope),
+            json(&first[0])
+        );
+        assert_eq!(
+            store.append(first.clone()).await.unwrap(),
+            [1, 2, 3],
+            "ids survive"
+        );
+        assert_eq!(store.append(events(1)).await.unwrap(), [4 + round]);
+    }
+}
+
+async fn schema_newer_than_the_code_is_refused(backend: impl Backend) {
+    if !backend.reopens() {
+        return;
+    }
+    let store = backend.open().await;
+    store.append(events(1)).await.unwrap();
+    drop(store);
+    backend.set_schema_version(999).await;
+    let error = backend.try_open().await.unwrap_err();
+    match &error {
+        StoreError::SchemaTooNew {
+            found, supported, ..
+        } => {
+            assert_eq!((*found, *supported), (999, 1));
+        }
+        other => panic!("expected SchemaTooNew, got {other:?}"),
+    }
+    let message = error.to_string();
+    assert!(
+        message.contains("999") && message.contains("upgrade event-core"),
+        "{message}"
+    );
+    backend.set_schema_version(1).await;
+    assert_eq!(
+        backend.open().await.head().await.unwrap(),
+        1,
+        "nothing was changed"
+    );
+}
