@@ -50,6 +50,17 @@ pub trait DomainEvent: Serialize + DeserializeOwned + JsonSchema + Send + Sync +
     ///
     /// Events with the same partition key are delivered in order.
     fn partition_key(&self) -> Option<String>;
+
+    /// Not public API: decodes a payload written at `version`, this event's or an older one
+    /// reached through `previous`, upcasting it step by step. `None` when no version of the
+    /// chain is `version`. The derive overrides it for events with a `previous` version.
+    #[doc(hidden)]
+    fn __decode_at(version: u32, payload: &str) -> Option<Result<Self, serde_json::Error>>
+    where
+        Self: Sized,
+    {
+        (version == Self::VERSION).then(|| serde_json::from_str(payload))
+    }
 }
 
 /// What the derive records about one event type. Obtained from

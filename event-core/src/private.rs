@@ -134,6 +134,17 @@ pub fn unknown_or_newer(
     }
 }
 
+/// The variant of a union that receives an older version of one of its events, upcast: the
+/// newest version of `event_type` the union names, if it is newer than `version`.
+pub fn upcast_target(events: &[(&str, u32)], event_type: &str, version: u32) -> Option<usize> {
+    events
+        .iter()
+        .enumerate()
+        .filter(|(_, (name, v))| *name == event_type && *v > version)
+        .max_by_key(|(_, (_, v))| *v)
+        .map(|(index, _)| index)
+}
+
 /// The variant at `index` of a union must carry another event than every variant before it;
 /// evaluated at compile time. `same_as[j]` is the message when it repeats variant `j`.
 ///

@@ -14,7 +14,9 @@ pub trait EventUnion: Sized + Send + Sync + 'static {
     /// The consumer named by `#[union(consumer = "...")]`, if any.
     const CONSUMER: Option<&'static str> = None;
 
-    /// Decodes a payload of the event `event_type` at `version` into the matching variant.
+    /// Decodes a payload of the event `event_type` at `version` into the matching variant:
+    /// the variant of that exact version, or else the newest variant of that event, upcast
+    /// from `version` through its `previous` chain.
     ///
     /// # Errors
     ///
@@ -42,15 +44,19 @@ impl<E: DomainEvent> EventUnion for E {
     const EVENTS: &'static [(&'static str, u32)] = &[(E::NAME, E::VERSION)];
 
     fn decode_payload(event_type: &str, version: u32, payload: &str) -> Result<Self, DecodeError> {
-        if event_type != E::NAME || version != E::VERSION {
-            return Err(crate::__private::unknown_or_newer(
+        let decoded = (event_type == E::NAME)
+            .then(|| E::__decode_at(version, payload))
+            .flatten();
+        match decoded {
+            Some(result) => {
+                result.map_err(|source| DecodeError::payload(event_type, version, source))
+            }
+            None => Err(crate::__private::unknown_or_newer(
                 Self::EVENTS,
                 event_type,
                 version,
-            ));
+            )),
         }
-        serde_json::from_str(payload)
-            .map_err(|source| DecodeError::payload(event_type, version, source))
     }
 
     fn event(&self) -> (&'static str, u32) {
@@ -65,13 +71,19 @@ impl<E: DomainEvent> EventUnion for E {
 impl RawEnvelope {
     /// Decodes the payload into the union `U`, keeping every other field.
     ///
+    /// An event written at an older version than the one `U` names arrives upcast, through
+    /// the `previous` chain and its `From` impls, with `version` set to the version of the
+    /// type it now holds.
+    ///
     /// # Errors
     ///
     /// A [`DecodeError`] when `U` has no variant for the event, or the payload does not
     /// deserialize into it.
     pub fn decode<U: EventUnion>(&self) -> Result<Envelope<U>, DecodeError> {
         let payload = U::decode_payload(&self.event_type, self.version, self.payload.get())?;
-        Ok(self.with_payload(payload))
+        let mut envelope = self.with_payload(payload);
+        envelope.version = envelope.payload.event().1;
+        Ok(envelope)
     }
 }
 

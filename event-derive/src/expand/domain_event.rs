@@ -62,6 +62,11 @@ pub(crate) fn expand(event: &Event) -> TokenStream {
         .previous
         .as_ref()
         .map(|path| previous_checks(&krate, ident, path));
+    let decode_older = event
+        .attrs
+        .previous
+        .as_ref()
+        .map(|path| decode_older(&krate, path));
 
     quote! {
         #[doc(hidden)]
@@ -100,6 +105,8 @@ pub(crate) fn expand(event: &Event) -> TokenStream {
                 fn partition_key(&self) -> #p::Option<#p::String> {
                     #partition_key_body
                 }
+
+                #decode_older
             }
 
             #p::inventory::submit! {
@@ -158,7 +165,29 @@ fn previous_checks(krate: &syn::Path, ident: &syn::Ident, previous: &syn::Path) 
             <#ident as #krate::DomainEvent>::NAME,
             <#ident as #krate::DomainEvent>::VERSION,
         );
-        const _: fn(#previous) -> #ident = <#ident as #p::Upcast<#previous>>::upcast;
+        const __UPCAST: fn(#previous) -> #ident = <#ident as #p::Upcast<#previous>>::upcast;
+    }
+}
+
+/// Decoding an older version: this one's payload as is, an older one through the previous
+/// version's own decoding, then upcast.
+fn decode_older(krate: &syn::Path, previous: &syn::Path) -> TokenStream {
+    let p = quote!(#krate::__private);
+    quote! {
+        fn __decode_at(
+            __version: #p::u32,
+            __payload: &#p::str,
+        ) -> #p::Option<#p::Result<Self, #p::serde_json::Error>> {
+            if __version == <Self as #krate::DomainEvent>::VERSION {
+                return #p::Some(#p::serde_json::from_str(__payload));
+            }
+            match <#previous as #krate::DomainEvent>::__decode_at(__version, __payload) {
+                // The upcast checked once, on the `previous` path (`__UPCAST`).
+                #p::Some(#p::Ok(__previous)) => #p::Some(#p::Ok(__UPCAST(__previous))),
+                #p::Some(#p::Err(__error)) => #p::Some(#p::Err(__error)),
+                #p::None => #p::None,
+            }
+        }
     }
 }
 

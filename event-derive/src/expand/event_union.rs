@@ -28,6 +28,7 @@ pub(crate) fn expand(union: &Union) -> TokenStream {
         })
     });
     let decode_arms = union.variants.iter().map(|v| decode_arm(v, &krate));
+    let upcasts = upcast_arms(union, &krate);
     // `EVENTS` holds each variant's pair at its index: no second use of the type to report.
     let event_arms = union.variants.iter().enumerate().map(|(i, v)| {
         let variant = v.ident;
@@ -77,6 +78,7 @@ pub(crate) fn expand(union: &Union) -> TokenStream {
                 ) -> #p::Result<Self, #krate::DecodeError> {
                     #(#decode_arms)*
                     {
+                        #upcasts
                         #p::Err(#p::unknown_or_newer(
                             <Self as #krate::EventUnion>::EVENTS,
                             __event_type,
@@ -147,6 +149,36 @@ fn decode_arm(variant: &Variant, krate: &TokenStream) -> TokenStream {
                 )),
             }
         } else
+    }
+}
+
+/// An older version of an event the union names goes to the variant of its newest version,
+/// upcast through the `previous` chain; when the chain does not reach that version, decoding
+/// goes on to the "unknown event" error.
+fn upcast_arms(union: &Union, krate: &TokenStream) -> TokenStream {
+    let p = quote!(#krate::__private);
+    let arms = union.variants.iter().enumerate().map(|(index, v)| {
+        let name = v.ident;
+        let decode = on_type(v, krate, |ty, k, span| {
+            quote_spanned! {span=>
+                <#ty as #k::DomainEvent>::__decode_at(__version, __payload)
+            }
+        });
+        quote! {
+            #p::Some(#index) => match #decode {
+                #p::Some(#p::Ok(__event)) => return #p::Ok(Self::#name(__event)),
+                #p::Some(#p::Err(__error)) => {
+                    return #p::Err(#krate::DecodeError::payload(__event_type, __version, __error));
+                }
+                #p::None => {}
+            },
+        }
+    });
+    quote! {
+        match #p::upcast_target(<Self as #krate::EventUnion>::EVENTS, __event_type, __version) {
+            #(#arms)*
+            _ => {}
+        }
     }
 }
 
