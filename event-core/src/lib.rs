@@ -92,7 +92,7 @@ pub use envelope::{
     UNKNOWN_SOURCE,
 };
 pub use event::{DomainEvent, EventDescriptor};
-pub use registry::{DuplicateEvent, Registry, RegistryError, register, registry};
+pub use registry::{BrokenChain, DuplicateEvent, Registry, RegistryError, register, registry};
 pub use union::{DecodeError, EventUnion, consumers_of};
 
 #[cfg(feature = "derive")]

@@ -32,7 +32,10 @@ static MANUAL: Mutex<Vec<fn() -> &'static EventDescriptor>> = Mutex::new(Vec::ne
 /// # Errors
 ///
 /// [`RegistryError::Duplicates`] when two Rust types declare the same name and version; the
-/// error names both types and where they are defined.
+/// error names both types and where they are defined. [`RegistryError::BrokenChains`] when
+/// two versions of an event are linked in but not to each other (a missing version between
+/// them, or a newer one without `previous`): readers of the newer one could not read the
+/// older one's events.
 ///
 /// # Linking
 ///
@@ -101,7 +104,9 @@ impl Registry {
     ///
     /// # Errors
     ///
-    /// [`RegistryError::Duplicates`] when two different descriptors share a name and version.
+    /// [`RegistryError::Duplicates`] when two different descriptors share a name and version;
+    /// [`RegistryError::BrokenChains`] when consecutive versions of an event are not linked
+    /// by `previous`.
     pub fn from_descriptors(
         descriptors: impl IntoIterator<Item = &'static EventDescriptor>,
     ) -> Result<Self, RegistryError> {
@@ -126,9 +131,12 @@ impl Registry {
         if !duplicates.is_empty() {
             return Err(RegistryError::Duplicates(duplicates));
         }
-        Ok(Registry {
-            events: by_key.into_values().flatten().collect(),
-        })
+        let events: Vec<&'static EventDescriptor> = by_key.into_values().flatten().collect();
+        let broken = broken_chains(&events);
+        if !broken.is_empty() {
+            return Err(RegistryError::BrokenChains(broken));
+        }
+        Ok(Registry { events })
     }
 
     /// The events, sorted by (name, version).
@@ -191,6 +199,112 @@ pub enum RegistryError {
     /// newer shape the next `version` (keeping the old type as its `previous`).
     #[error("{}", DisplayDuplicates(.0))]
     Duplicates(Vec<DuplicateEvent>),
+    /// The versions of an event do not form one chain: a version is missing between two
+    /// that are linked in, or a version does not name the one below it as `previous`.
+    ///
+    /// A reader of the newest version could not read events stored at the older one. Keep
+    /// every version from the oldest linked one up, each naming the one below with
+    /// `previous = ...` and a `From` upcast; or drop the older types altogether.
+    #[error("{}", DisplayBroken(.0))]
+    BrokenChains(Vec<BrokenChain>),
+}
+
+/// Two consecutive linked versions of an event that are not linked to each other.
+#[derive(Debug, Clone)]
+pub struct BrokenChain {
+    older: &'static EventDescriptor,
+    newer: &'static EventDescriptor,
+}
+
+impl BrokenChain {
+    /// The event name.
+    pub fn name(&self) -> &'static str {
+        self.newer.name()
+    }
+
+    /// The older version's definition.
+    pub fn older(&self) -> &'static EventDescriptor {
+        self.older
+    }
+
+    /// The newer version's definition, which does not reach the older one.
+    pub fn newer(&self) -> &'static EventDescriptor {
+        self.newer
+    }
+}
+
+impl fmt::Display for BrokenChain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (older, newer) = (self.older, self.newer);
+        if newer.version() > older.version() + 1 {
+            write!(
+                f,
+                "event `{}` has versions {} (`{}` at {}) and {} (`{}` at {}) but none between: \
+                 add the missing versions, each naming the one below as `previous`",
+                newer.name(),
+                older.version(),
+                older.rust_type(),
+                older.location(),
+                newer.version(),
+                newer.rust_type(),
+                newer.location(),
+            )
+        } else {
+            write!(
+                f,
+                "event `{}` version {} (`{}` at {}) does not name version {} (`{}`) as its \
+                 `previous`: add `previous = {}` and `impl From<{}> for {}`",
+                newer.name(),
+                newer.version(),
+                newer.rust_type(),
+                newer.location(),
+                older.version(),
+                older.rust_type(),
+                short(older.rust_type()),
+                short(older.rust_type()),
+                short(newer.rust_type()),
+            )
+        }
+    }
+}
+
+/// The last segment of a type path.
+fn short(path: &str) -> &str {
+    path.rsplit("::").next().unwrap_or(path)
+}
+
+/// Consecutive linked versions of one name (sorted input) whose newer one does not name the
+/// older one as `previous`, or that have a gap between them.
+fn broken_chains(events: &[&'static EventDescriptor]) -> Vec<BrokenChain> {
+    events
+        .windows(2)
+        .filter(|pair| pair[0].name() == pair[1].name())
+        .filter(|pair| {
+            let (older, newer) = (pair[0], pair[1]);
+            let linked = newer
+                .previous()
+                .is_some_and(|previous| std::ptr::eq(previous, older));
+            newer.version() != older.version() + 1 || !linked
+        })
+        .map(|pair| BrokenChain {
+            older: pair[0],
+            newer: pair[1],
+        })
+        .collect()
+}
+
+struct DisplayBroken<'a>(&'a [BrokenChain]);
+
+impl fmt::Display for DisplayBroken<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, broken) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{broken}")?;
+        }
+        Ok(())
+    }
 }
 
 /// One (name, version) declared by several Rust types.
