@@ -40,6 +40,13 @@
 //!   decoded by `type` and `version` and matched exhaustively.
 //! - The [`EventBus`] delivers events in process: bounded queues with backpressure, order
 //!   per partition key, retries with backoff, dead letters, `wait_for` by correlation id.
+//!   An event stored at an older version reaches readers of a newer one upcast, through
+//!   the `previous` chain.
+//! - Given a [`store`] ([`EventBusBuilder::store`]), the bus is durable: `publish` returns
+//!   once the event is committed, each subscription resumes from its checkpoint after a
+//!   restart or a crash, an inbox claim per subscription and event keeps a redelivered
+//!   event from being handled twice, and dead letters are stored. SQLite is the embedded
+//!   default; PostgreSQL serves several processes.
 //! - [`testing::HandlerTest`] tests a handler given/when/then, without sleeps.
 //!
 //! # The registry and linking
@@ -58,8 +65,12 @@
 //! # Feature flags
 //!
 //! - `derive` (default): re-exports `#[derive(DomainEvent)]` and `#[derive(EventUnion)]`.
+//! - `sqlite`: `store::SqliteStore`, a durable store in one SQLite file (SQLite is compiled
+//!   in; no system library needed).
+//! - `postgres`: `store::PostgresStore`, a durable store in a PostgreSQL database.
 //!
-//! The in-memory bus needs no feature; it runs on the tokio runtime it is built in.
+//! The in-memory bus needs no feature; it runs on the tokio runtime it is built in. The
+//! [`store::Store`] trait is always there, for stores of your own.
 //!
 //! # Dependencies of a user crate
 //!
