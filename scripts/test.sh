@@ -13,12 +13,17 @@ step() { printf '\n== %s\n' "$*"; }
 step "install what the tests need"
 # The PostgreSQL store's tests start their own throwaway server from the Debian package's
 # binaries (tests/src/postgres_server.rs); they never use a server already running.
-if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+# The AsyncAPI check runs the official parser on node (scripts/check-asyncapi.sh).
+MISSING=()
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || MISSING+=(postgresql)
+command -v node >/dev/null || MISSING+=(nodejs)
+command -v npm >/dev/null || MISSING+=(npm)
+if [ "${#MISSING[@]}" -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     SUDO=""
     if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-    $SUDO apt-get install -y --no-install-recommends postgresql \
-        || { $SUDO apt-get update && $SUDO apt-get install -y --no-install-recommends postgresql; }
+    $SUDO apt-get install -y --no-install-recommends "${MISSING[@]}" \
+        || { $SUDO apt-get update && $SUDO apt-get install -y --no-install-recommends "${MISSING[@]}"; }
 fi
 
 step "rustfmt"
@@ -35,3 +40,6 @@ step "examples run"
 cargo run --locked -q -p orders >/dev/null
 cargo run --locked -q -p chatbot >/dev/null
 cargo run --locked -q -p game-engine >/dev/null
+
+step "the example's AsyncAPI document, through the official AsyncAPI parser (node)"
+scripts/check-asyncapi.sh examples/orders/catalog/asyncapi.json
