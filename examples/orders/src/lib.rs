@@ -40,6 +40,7 @@
 
 #![warn(missing_docs)]
 
+pub mod app;
 pub mod consumers;
 pub mod fulfillment;
 pub mod invoice;

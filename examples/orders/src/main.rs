@@ -1,77 +1,64 @@
-//! Prints the events of the `orders` domain, as the registry sees them, as a text table.
+//! `orders [NEW_DB_PATH]`: the main example. One order's life on a durable event bus in a
+//! new SQLite file, from creation to delivery; then the flow as the store holds it, each
+//! subscription's count and checkpoint, and the event registry as a table.
+//!
+//! Without a path the database goes in a temporary directory, removed at the end. Exits
+//! with 1 when the run fails or loses anything (a dead letter, a checkpoint short of the
+//! head), with 2 on a bad command line.
 
-use event_core::EventDescriptor;
+use orders::app::{self, Error};
+use std::ffi::OsString;
 use std::io::{self, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use orders as _; // link the events of `orders`: nothing else here names the crate
-
-const HEADERS: [&str; 7] = [
-    "TYPE",
-    "VERSION",
-    "SOURCE",
-    "AGGREGATE",
-    "PARTITION KEY",
-    "PII",
-    "RUST TYPE",
-];
-
-fn main() -> ExitCode {
-    let registry = match event_core::registry() {
-        Ok(registry) => registry,
-        Err(err) => {
-            eprintln!("error: {err}");
-            return ExitCode::FAILURE;
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let path = match args.as_slice() {
+        [] => None,
+        [path] if !path.to_string_lossy().starts_with('-') => Some(PathBuf::from(path)),
+        _ => {
+            eprintln!("usage: orders [NEW_DB_PATH]");
+            return ExitCode::from(2);
         }
     };
-    let rows: Vec<[String; 7]> = registry.iter().map(row).collect();
-    let deprecated = registry.iter().filter(|d| d.is_deprecated()).count();
-    let summary = format!("{} events, {deprecated} deprecated (*)", registry.len());
-    match print_table(&rows, &summary) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: cannot write the table: {err}");
+    match example(path).await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => {
+            eprintln!("error: the flow lost events: see the dead letters and checkpoints above");
+            ExitCode::FAILURE
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            let mut source = std::error::Error::source(&error);
+            while let Some(cause) = source {
+                eprintln!("  caused by: {cause}");
+                source = cause.source();
+            }
             ExitCode::FAILURE
         }
     }
 }
 
-/// One table row; a deprecated event's version is marked `*`.
-fn row(d: &EventDescriptor) -> [String; 7] {
-    let mark = if d.is_deprecated() { "*" } else { "" };
-    let pii = if d.pii().is_empty() {
-        "-".to_owned()
+/// Runs the flow on `path`, or on a file in a temporary directory, and prints the reports;
+/// tells whether nothing was lost.
+async fn example(path: Option<PathBuf>) -> Result<bool, Error> {
+    // Kept until the end of the run, then removed with the database in it.
+    let dir;
+    let path = if let Some(path) = path {
+        path
     } else {
-        d.pii().join(", ")
+        dir = tempfile::tempdir()?;
+        dir.path().join("orders.db")
     };
-    [
-        d.name().to_owned(),
-        format!("{}{mark}", d.version()),
-        d.source().unwrap_or("-").to_owned(),
-        d.aggregate().unwrap_or("-").to_owned(),
-        d.partition_key().unwrap_or("-").to_owned(),
-        pii,
-        d.rust_type().to_owned(),
-    ]
-}
-
-/// Writes the header and rows left-aligned in columns two spaces apart, then the summary.
-fn print_table(rows: &[[String; 7]], summary: &str) -> io::Result<()> {
-    let mut widths = HEADERS.map(|h| h.chars().count());
-    for row in rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
+    let report = app::run(&path, io::stdout()).await?;
     let mut out = io::stdout().lock();
-    let header = HEADERS.map(str::to_owned);
-    for cells in std::iter::once(&header).chain(rows) {
-        let line: Vec<String> = cells
-            .iter()
-            .zip(widths)
-            .map(|(cell, width)| format!("{cell:<width$}"))
-            .collect();
-        writeln!(out, "{}", line.join("  ").trim_end())?;
-    }
-    writeln!(out, "\n{summary}")
+    report.write(&mut out)?;
+    writeln!(
+        out,
+        "\n== the event registry: every event linked into this binary"
+    )?;
+    app::write_registry_table(&mut out)?;
+    Ok(report.is_complete())
 }
