@@ -32,6 +32,9 @@ cargo fmt --all -- --check
 step "clippy (-D warnings)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "docs (every public item documented, links resolve)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --locked
+
 step "tests (unit, integration, trybuild UI cases, doctests)"
 cargo test --workspace --all-targets --locked
 cargo test --workspace --doc --locked

@@ -2,7 +2,7 @@
 //! re-exports; the documentation lives there (`event_core::DomainEvent`).
 //!
 //! Each derive parses its input into a model (`ast`), validates it (`check`), then expands it
-//! (`expand`). Errors are collected in a [`ctxt::Ctxt`] and reported together, each on the
+//! (`expand`). Errors are collected in a `ctxt::Ctxt` and reported together, each on the
 //! token the user has to edit.
 
 #![forbid(unsafe_code)]

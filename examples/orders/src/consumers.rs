@@ -1,6 +1,6 @@
 //! The services that consume the domain's events, each as the union of the events it handles.
 //!
-//! Each enum derives [`EventUnion`](event_core::EventUnion) with `#[union(consumer = "...")]`,
+//! Each enum derives [`EventUnion`] with `#[union(consumer = "...")]`,
 //! so a handler matches it exhaustively and the event catalog lists the service as a consumer
 //! of every event it names.
 //!
