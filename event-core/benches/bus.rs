@@ -92,17 +92,22 @@ async fn through_bus(subscriptions: u64) -> Duration {
     elapsed
 }
 
-/// One timed iteration through hand-written channels.
-async fn through_channels(subscriptions: u64) -> Duration {
+/// One timed iteration through hand-written channels: one bounded channel per subscriber
+/// task, the publisher sending `make(n)` cloned to each, the subscriber reading `read`.
+async fn through_channels<T: Clone + Send + 'static>(
+    subscriptions: u64,
+    make: fn(u64) -> T,
+    read: fn(&T) -> u64,
+) -> Duration {
     let done = Done::new(subscriptions);
     let mut senders = Vec::new();
     let mut tasks = Vec::new();
     for _ in 0..subscriptions {
-        let (tx, mut rx) = mpsc::channel::<Arc<Ticked>>(CAPACITY);
+        let (tx, mut rx) = mpsc::channel::<T>(CAPACITY);
         let done = Arc::clone(&done);
         tasks.push(tokio::spawn(async move {
             while let Some(event) = rx.recv().await {
-                black_box(event.n);
+                black_box(read(&event));
                 done.handled_one();
             }
         }));
@@ -110,9 +115,9 @@ async fn through_channels(subscriptions: u64) -> Duration {
     }
     let start = Instant::now();
     for n in 0..EVENTS {
-        let event = Arc::new(ticked(n));
+        let event = make(n);
         for tx in &senders {
-            tx.send(Arc::clone(&event)).await.expect("sends");
+            tx.send(event.clone()).await.expect("sends");
         }
     }
     done.notify.notified().await;
@@ -124,38 +129,16 @@ async fn through_channels(subscriptions: u64) -> Duration {
     elapsed
 }
 
-/// One timed iteration through hand-written channels that give each subscriber what a bus
-/// handler gets: its own `Envelope<E>` (id, time, source, partition key in `meta`), cloned
-/// per subscriber. Not the baseline; it shows how much of the gap is the owned copy.
-async fn through_channels_owned(subscriptions: u64) -> Duration {
-    let done = Done::new(subscriptions);
-    let mut senders = Vec::new();
-    let mut tasks = Vec::new();
-    for _ in 0..subscriptions {
-        let (tx, mut rx) = mpsc::channel::<Envelope<Ticked>>(CAPACITY);
-        let done = Arc::clone(&done);
-        tasks.push(tokio::spawn(async move {
-            while let Some(envelope) = rx.recv().await {
-                black_box(envelope.payload.n);
-                done.handled_one();
-            }
-        }));
-        senders.push(tx);
-    }
-    let start = Instant::now();
-    for n in 0..EVENTS {
-        let envelope = Envelope::new(ticked(n));
-        for tx in &senders {
-            tx.send(envelope.clone()).await.expect("sends");
-        }
-    }
-    done.notify.notified().await;
-    let elapsed = start.elapsed();
-    drop(senders);
-    for task in tasks {
-        task.await.expect("consumer ends");
-    }
-    elapsed
+/// The baseline: an `Arc<E>` per event, shared by every subscriber.
+async fn through_arc_channels(subscriptions: u64) -> Duration {
+    through_channels(subscriptions, |n| Arc::new(ticked(n)), |e| e.n).await
+}
+
+/// What a bus handler gets, by hand: its own `Envelope<E>` (id, time, source, partition key
+/// in `meta`), cloned per subscriber. Not the baseline; it shows how much of the gap
+/// is the owned copy.
+async fn through_owned_envelope_channels(subscriptions: u64) -> Duration {
+    through_channels(subscriptions, |n| Envelope::new(ticked(n)), |e| e.payload.n).await
 }
 
 /// Runs `iters` iterations of `body` as a task on `runtime`, summing their timed parts.
@@ -212,7 +195,7 @@ fn bench(c: &mut Criterion) {
                 BenchmarkId::new("mpsc_baseline", subscriptions),
                 &subscriptions,
                 |b, &subs| {
-                    b.iter_custom(|iters| run(runtime, iters, move || through_channels(subs)));
+                    b.iter_custom(|iters| run(runtime, iters, move || through_arc_channels(subs)));
                 },
             );
             group.bench_with_input(
@@ -220,7 +203,9 @@ fn bench(c: &mut Criterion) {
                 &subscriptions,
                 |b, &subs| {
                     b.iter_custom(|iters| {
-                        run(runtime, iters, move || through_channels_owned(subs))
+                        run(runtime, iters, move || {
+                            through_owned_envelope_channels(subs)
+                        })
                     });
                 },
             );
