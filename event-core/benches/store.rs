@@ -1,20 +1,28 @@
-//! Append throughput of the SQLite store against raw rusqlite, one INSERT per transaction.
+//! Append and publish throughput on SQLite against raw rusqlite, one INSERT per transaction.
 //!
-//! Both write the same bytes (the canonical JSON of the same envelopes, plus id, type,
-//! partition key and time columns with a unique index on the id) to a file of their own, in
-//! WAL mode with `synchronous = NORMAL`. Each timed append is one envelope, serialized by
-//! the caller in both cases.
+//! Three contenders write the same bytes (the canonical JSON of equal envelopes, plus id,
+//! type, partition key and time columns with a unique index on the id), each to a file of
+//! its own, in WAL mode with `synchronous = NORMAL`:
 //!
-//! - `one_appender`: one task awaiting each `append` in turn, against the raw loop: `BEGIN;
-//!   INSERT; COMMIT` per event on one connection. Target: ≥ 0.8× the raw throughput.
-//! - `16_appenders`: 16 tasks appending concurrently (group commit shares transactions),
-//!   against the same raw one-per-transaction loop. Target: ≥ 4× the raw throughput.
+//! - `sqlite_store`: `SqliteStore::append` of one envelope, built before the timed part and
+//!   serialized inside it;
+//! - `bus_publish`: `EventBus::publish_with` on a durable bus over an `SqliteStore` (no
+//!   subscriptions): builds the envelope, serializes it, appends, returns after the commit;
+//! - `raw_rusqlite_one_per_tx`: the baseline, `BEGIN; INSERT; COMMIT` per event on one
+//!   connection, serializing the same prebuilt envelopes inside the timed part.
+//!
+//! Two groups:
+//!
+//! - `one_appender`: one task awaiting each append (or publish) in turn, against the raw
+//!   loop. Target: ≥ 0.8× the raw throughput.
+//! - `16_appenders`: 16 tasks appending (or publishing) concurrently, so group commit shares
+//!   transactions, against the same raw one-per-transaction loop. Target: ≥ 4×.
 //!
 //! The same two comparisons run again with `synchronous = FULL` on both sides (the store's
 //! default: every commit is fsynced), where a commit costs an fsync and group commit shares
 //! it: groups `store_append_sqlite_full/...`.
 //!
-//! Envelopes are built before the timed part; every iteration appends new ids.
+//! Envelopes and events are built before the timed part; every iteration appends new ids.
 
 // Counts of a benchmark run are far below 2^52: converting them to f64 for a ratio is exact.
 #![allow(clippy::cast_precision_loss)]
@@ -23,7 +31,11 @@ use chrono::{SubsecRound, Utc};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use event_core::store::rusqlite::{Connection, params};
 use event_core::store::{SqliteOptions, SqliteStore, Store, Synchronous};
-use event_core::{Envelope, Meta, PARTITION_KEY, RawEnvelope};
+use event_core::{
+    DomainEvent, Envelope, EventBus, Meta, PARTITION_KEY, PublishContext, RawEnvelope,
+};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,6 +43,32 @@ use tokio::runtime::{Builder, Runtime};
 use uuid::Uuid;
 
 const APPENDERS: u64 = 16;
+
+/// What the bus publishes: the payload of [`envelope`], so the stored bytes are the same.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
+#[event(name = "order.created", source = "orders-service")]
+struct OrderCreated {
+    #[event(partition_key)]
+    order_id: String,
+    customer_email: String,
+    total_cents: u64,
+}
+
+/// One publish: the event and its context (correlation id), as [`envelope`] has them.
+fn publication(n: u64) -> (PublishContext, OrderCreated) {
+    (
+        PublishContext::new().correlation_id(format!("c-{n}")),
+        OrderCreated {
+            order_id: format!("o-{}", n % 64),
+            customer_email: "a@b.c".to_owned(),
+            total_cents: n,
+        },
+    )
+}
+
+fn publications(count: u64) -> Vec<(PublishContext, OrderCreated)> {
+    (0..count).map(publication).collect()
+}
 
 fn envelope(n: u64) -> RawEnvelope {
     let mut meta = Meta::new();
@@ -57,11 +95,18 @@ fn envelopes(count: u64) -> Vec<RawEnvelope> {
     (0..count).map(envelope).collect()
 }
 
-fn store(dir: &tempfile::TempDir, synchronous: Synchronous) -> SqliteStore {
+fn store(dir: &tempfile::TempDir, file: &str, synchronous: Synchronous) -> SqliteStore {
     SqliteOptions::new()
         .synchronous(synchronous)
-        .open(dir.path().join("store.db"))
+        .open(dir.path().join(file))
         .unwrap()
+}
+
+/// A durable bus over a store of its own, without subscriptions; and that store.
+fn bus(rt: &Runtime, dir: &tempfile::TempDir, synchronous: Synchronous) -> (EventBus, SqliteStore) {
+    let _runtime = rt.enter();
+    let store = store(dir, "bus.db", synchronous);
+    (EventBus::builder().store(store.clone()).build(), store)
 }
 
 /// The raw baseline: the same columns and index, WAL, the same `synchronous`.
@@ -129,7 +174,8 @@ fn group_name(synchronous: Synchronous, bench: &str) -> String {
 fn one_appender(c: &mut Criterion, synchronous: Synchronous) {
     let dir = tempfile::tempdir().unwrap();
     let rt = runtime(1);
-    let store = store(&dir, synchronous);
+    let store = store(&dir, "store.db", synchronous);
+    let (bus, _) = bus(&rt, &dir, synchronous);
     let conn = raw(&dir, synchronous);
     let mut group = c.benchmark_group(group_name(synchronous, "one_appender"));
     group.throughput(Throughput::Elements(1));
@@ -145,6 +191,18 @@ fn one_appender(c: &mut Criterion, synchronous: Synchronous) {
             })
         });
     });
+    group.bench_function("bus_publish", |b| {
+        b.iter_custom(|iters| {
+            let events = publications(iters);
+            rt.block_on(async {
+                let start = Instant::now();
+                for (context, event) in events {
+                    bus.publish_with(context, event).await.unwrap();
+                }
+                start.elapsed()
+            })
+        });
+    });
     group.bench_function("raw_rusqlite_one_per_tx", |b| {
         b.iter_custom(|iters| raw_append(&conn, &envelopes(iters)));
     });
@@ -154,7 +212,8 @@ fn one_appender(c: &mut Criterion, synchronous: Synchronous) {
 fn concurrent_appenders(c: &mut Criterion, synchronous: Synchronous) {
     let dir = tempfile::tempdir().unwrap();
     let rt = runtime(2);
-    let store = Arc::new(store(&dir, synchronous));
+    let store = Arc::new(store(&dir, "store.db", synchronous));
+    let (bus, bus_store) = bus(&rt, &dir, synchronous);
     let conn = raw(&dir, synchronous);
     let mut group = c.benchmark_group(group_name(synchronous, "16_appenders"));
     group.throughput(Throughput::Elements(1));
@@ -185,17 +244,48 @@ fn concurrent_appenders(c: &mut Criterion, synchronous: Synchronous) {
             elapsed.mul_f64(iters as f64 / (per_task * APPENDERS) as f64)
         });
     });
+    group.bench_function("bus_publish", |b| {
+        b.iter_custom(|iters| {
+            let per_task = iters.div_ceil(APPENDERS);
+            let batches: Vec<_> = (0..APPENDERS).map(|_| publications(per_task)).collect();
+            let elapsed = rt.block_on(async {
+                let start = Instant::now();
+                let tasks: Vec<_> = batches
+                    .into_iter()
+                    .map(|events| {
+                        let bus = bus.clone();
+                        tokio::spawn(async move {
+                            for (context, event) in events {
+                                bus.publish_with(context, event).await.unwrap();
+                            }
+                        })
+                    })
+                    .collect();
+                for task in tasks {
+                    task.await.unwrap();
+                }
+                start.elapsed()
+            });
+            elapsed.mul_f64(iters as f64 / (per_task * APPENDERS) as f64)
+        });
+    });
     group.bench_function("raw_rusqlite_one_per_tx", |b| {
         b.iter_custom(|iters| raw_append(&conn, &envelopes(iters)));
     });
     group.finish();
-    let stats = store.stats();
-    eprintln!(
-        "16 appenders, {synchronous:?}: {} appends in {} transactions ({:.1} per transaction)",
-        stats.appends,
-        stats.write_transactions,
-        stats.appends as f64 / stats.write_transactions.max(1) as f64
-    );
+    for (contender, store) in [("store", &*store), ("bus", &bus_store)] {
+        let stats = store.stats();
+        if stats.appends == 0 {
+            continue; // filtered out
+        }
+        eprintln!(
+            "16 appenders, {synchronous:?}, {contender}: {} appends in {} transactions \
+             ({:.1} per transaction)",
+            stats.appends,
+            stats.write_transactions,
+            stats.appends as f64 / stats.write_transactions.max(1) as f64
+        );
+    }
 }
 
 fn normal(c: &mut Criterion) {

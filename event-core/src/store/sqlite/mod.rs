@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use uuid::Uuid;
-use writer::Writer;
+use writer::{Writer, WriterOptions};
 
 /// How hard SQLite works to keep a commit through a power cut (`PRAGMA synchronous`).
 ///
@@ -169,7 +169,11 @@ impl SqliteOptions {
 /// - **Group commit**: one thread owns the write connection. Concurrent writes queue, and
 ///   the thread commits everything queued in one transaction (one fsync), then answers each
 ///   caller. A write that fails is taken out of its batch and the rest commit without it; a
-///   commit that fails fails every write of its batch, and nothing of them is written.
+///   commit that fails fails every write of its batch, and nothing of them is written. With
+///   [`Synchronous::Normal`] (a commit without fsync), an `append` that finds the writer idle
+///   commits alone on the caller's thread instead, saving the two thread hand-offs; it never
+///   waits there (a busy connection or file sends it to the queue, checkpoints stay on the
+///   writer thread).
 /// - **Reads** run on their own connections (WAL readers, on tokio's blocking pool), so
 ///   they do not wait for the writer, and see only committed events.
 /// - **Checked at open**: a file that is not SQLite, or another application's database, is
@@ -275,7 +279,12 @@ impl SqliteStore {
             conn,
             Arc::clone(&database),
             Arc::clone(&counters),
-            options.max_batch,
+            &WriterOptions {
+                max_batch: options.max_batch,
+                // A commit that does not wait for the disk may run on the caller's thread.
+                lead: options.synchronous == Synchronous::Normal && !options.read_only,
+                busy_timeout: options.busy_timeout,
+            },
         )?;
         let readers = path.map(|path| {
             Arc::new(ReadPool {
@@ -484,7 +493,9 @@ impl Store for SqliteStore {
             let encoded = Encoded::all(&events)?;
             let now = Utc::now().timestamp_millis();
             let (positions, new) = self
-                .write(move |conn| queries::insert_events(conn, &encoded, now))
+                .inner
+                .writer
+                .write_or_lead(move |conn| queries::insert_events(conn, &encoded, now))
                 .await?;
             self.inner.counters.appended(new);
             Ok(positions)
