@@ -75,3 +75,63 @@ async fn a_durable_bus_on_postgres_resumes_and_dedupes() {
     assert_eq!((metrics.delivered, metrics.deduplicated), (3, 5));
     assert_eq!(store.checkpoint("seating").await.unwrap(), 8);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_database_fails_publish_writes_nothing_and_the_writer_recovers() {
+    let url = PostgresServer::shared().create_database();
+    let store = PostgresStore::connect(&url).await.unwrap();
+    store
+        .append(vec![event_core::Envelope::new(booked(1)).to_raw().unwrap()])
+        .await
+        .unwrap();
+
+    let (admin, connection) =
+        event_core::store::tokio_postgres::connect(&url, event_core::store::tokio_postgres::NoTls)
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let set_read_only = |on: bool| {
+        let admin = &admin;
+        async move {
+            let db: String = admin
+                .query_one("SELECT current_database()", &[])
+                .await
+                .unwrap()
+                .get(0);
+            admin
+                .batch_execute(&format!(
+                    "ALTER DATABASE {db} SET default_transaction_read_only = {on}"
+                ))
+                .await
+                .unwrap();
+        }
+    };
+    set_read_only(true).await;
+    // A new connection picks the setting up; the store's writer is one.
+    let read_only = PostgresStore::connect(&url).await.unwrap();
+    let error = read_only
+        .append(vec![event_core::Envelope::new(booked(2)).to_raw().unwrap()])
+        .await
+        .expect_err("read-only");
+    assert!(
+        matches!(error, event_core::store::StoreError::ReadOnly { .. }),
+        "{error:?}"
+    );
+    // The failed batch ended its transaction: the next one on the same writer fails the
+    // same way, not with "current transaction is aborted".
+    let again = read_only
+        .append(vec![event_core::Envelope::new(booked(3)).to_raw().unwrap()])
+        .await
+        .expect_err("still read-only");
+    assert!(
+        matches!(again, event_core::store::StoreError::ReadOnly { .. }),
+        "{again:?}"
+    );
+    set_read_only(false).await;
+    assert_eq!(store.head().await.unwrap(), 1, "nothing half-written");
+    let positions = store
+        .append(vec![event_core::Envelope::new(booked(4)).to_raw().unwrap()])
+        .await
+        .unwrap();
+    assert_eq!(positions, [2], "positions stay gap-free");
+}

@@ -166,10 +166,14 @@ impl PostgresStore {
     ) -> Result<Vec<Position>, StoreError> {
         let encoded = Encoded::all(events)?;
         let refs: Vec<&Encoded> = encoded.iter().collect();
-        queries::insert_events(tx, &refs)
+        let error = |e| map_error("postgres (caller's transaction)", e);
+        let statements = queries::AppendStatements::prepare(tx)
+            .await
+            .map_err(error)?;
+        queries::insert_events(tx, &statements, &refs, async { Ok(()) })
             .await
             .map(|(positions, _)| positions)
-            .map_err(|e| map_error("postgres (caller's transaction)", e))
+            .map_err(error)
     }
 
     /// Claims an event in a subscription's inbox inside the caller's transaction: a
@@ -541,6 +545,7 @@ async fn run_writer(
     counters: Arc<Counters>,
 ) {
     let mut batch = Vec::new();
+    let mut statements = None;
     while let Some(first) = requests.recv().await {
         batch.push(first);
         while batch.len() < MAX_BATCH {
@@ -550,6 +555,7 @@ async fn run_writer(
             }
         }
         if client.is_closed() {
+            statements = None;
             match open(&config, &database).await {
                 Ok(reopened) => client = reopened,
                 Err(error) => {
@@ -560,7 +566,22 @@ async fn run_writer(
                 }
             }
         }
-        match commit_batch(&mut client, &batch).await {
+        let prepared = match statements.take() {
+            Some(prepared) => prepared,
+            None => match queries::AppendStatements::prepare(&client).await {
+                Ok(prepared) => prepared,
+                Err(error) => {
+                    let error = map_error(&database, error);
+                    for request in batch.drain(..) {
+                        let _ = request.reply.send(Err(error.clone()));
+                    }
+                    continue;
+                }
+            },
+        };
+        let committed = commit_batch(&client, &prepared, &batch).await;
+        statements = Some(prepared);
+        match committed {
             Ok(results) => {
                 counters.write_transactions.fetch_add(1, Relaxed);
                 for (request, result) in batch.drain(..).zip(results) {
@@ -578,14 +599,29 @@ async fn run_writer(
 }
 
 /// One transaction for every queued append: returns each one's positions and new events.
+///
+/// BEGIN, the statements and COMMIT are pipelined (two round trips in all): the server runs
+/// them in the order sent, and after a failed statement the COMMIT ends the transaction as a
+/// rollback; a ROLLBACK is sent after any error all the same.
 async fn commit_batch(
-    client: &mut Client,
+    client: &Client,
+    statements: &queries::AppendStatements,
     batch: &[AppendRequest],
 ) -> Result<Vec<(Vec<Position>, u64)>, tokio_postgres::Error> {
-    let tx = client.transaction().await?;
     let all: Vec<&Encoded> = batch.iter().flat_map(|request| &request.events).collect();
-    let (positions, new) = queries::insert_events(&tx, &all).await?;
-    tx.commit().await?;
+    let committed = futures_util::future::try_join(
+        client.batch_execute("BEGIN"),
+        queries::insert_events(client, statements, &all, client.batch_execute("COMMIT")),
+    )
+    .await;
+    let (positions, new) = match committed {
+        Ok(((), inserted)) => inserted,
+        Err(error) => {
+            // "No transaction in progress" is only a warning.
+            let _ = client.batch_execute("ROLLBACK").await;
+            return Err(error);
+        }
+    };
     let mut results = Vec::with_capacity(batch.len());
     let (mut positions, mut new) = (positions.as_slice(), new.as_slice());
     for request in batch {

@@ -2,39 +2,78 @@
 
 use crate::store::{Encoded, Position, from_sql};
 use std::collections::HashMap;
-use tokio_postgres::{GenericClient, Transaction};
+use tokio_postgres::{GenericClient, Statement};
 use uuid::Uuid;
 
+const LOCK_HEAD: &str = "SELECT value FROM event_store_meta WHERE key = 'head' FOR UPDATE";
+const KNOWN: &str = "SELECT id, position FROM event_store_events WHERE id = ANY($1)";
+const INSERT: &str = "INSERT INTO event_store_events (position, id, event_type, partition_key, envelope) \
+     SELECT p, i, t, k, e::json \
+     FROM unnest($1::int8[], $2::uuid[], $3::text[], $4::text[], $5::text[]) \
+     AS u(p, i, t, k, e)";
+const SET_HEAD: &str = "UPDATE event_store_meta SET value = $1 WHERE key = 'head'";
+
+/// The append's statements, prepared once per connection: each later use is one message
+/// instead of a prepare and an execute.
+#[derive(Debug)]
+pub(crate) struct AppendStatements {
+    lock_head: Statement,
+    known: Statement,
+    insert: Statement,
+    set_head: Statement,
+}
+
+impl AppendStatements {
+    /// Prepares the four statements, pipelined: one round trip.
+    pub(crate) async fn prepare(
+        client: &impl GenericClient,
+    ) -> Result<Self, tokio_postgres::Error> {
+        let (lock_head, known, insert, set_head) = futures_util::future::try_join4(
+            client.prepare(LOCK_HEAD),
+            client.prepare(KNOWN),
+            client.prepare(INSERT),
+            client.prepare(SET_HEAD),
+        )
+        .await?;
+        Ok(AppendStatements {
+            lock_head,
+            known,
+            insert,
+            set_head,
+        })
+    }
+}
+
 /// Inserts the events that are not stored yet, in order, after the head; returns every
-/// event's position and whether this call stored it.
+/// event's position and whether this call stored it. Two round trips: the head lock and
+/// the ids already stored, pipelined; then the insert and the new head, pipelined with
+/// `then` (the writer's COMMIT), if any.
 ///
 /// Locks the `head` row first (`FOR UPDATE`) and holds it until the transaction ends: every
 /// appender waits for the previous one to commit, so positions follow commit order and a
 /// reader never sees position `p + 1` before `p`. The lock is the price: appends to one
 /// store are serial, which group commit amortizes; an outbox transaction holding it should
 /// be short. Under `REPEATABLE READ` or `SERIALIZABLE` a concurrent append makes this fail
-/// with a serialization error, to be retried.
-pub(crate) async fn insert_events(
-    tx: &Transaction<'_>,
+/// with a serialization error, to be retried. The server runs pipelined statements in the
+/// order they were sent, so the ids are looked up under the lock.
+pub(crate) async fn insert_events<C, F>(
+    client: &C,
+    statements: &AppendStatements,
     events: &[&Encoded],
-) -> Result<(Vec<Position>, Vec<bool>), tokio_postgres::Error> {
-    let mut head: i64 = tx
-        .query_one(
-            "SELECT value FROM event_store_meta WHERE key = 'head' FOR UPDATE",
-            &[],
-        )
-        .await?
-        .get(0);
+    then: F,
+) -> Result<(Vec<Position>, Vec<bool>), tokio_postgres::Error>
+where
+    C: GenericClient + Sync,
+    F: Future<Output = Result<(), tokio_postgres::Error>>,
+{
     let ids: Vec<Uuid> = events.iter().map(|event| event.id).collect();
-    let mut known: HashMap<Uuid, i64> = tx
-        .query(
-            "SELECT id, position FROM event_store_events WHERE id = ANY($1)",
-            &[&ids],
-        )
-        .await?
-        .iter()
-        .map(|row| (row.get(0), row.get(1)))
-        .collect();
+    let (head, known) = futures_util::future::try_join(
+        client.query_one(&statements.lock_head, &[]),
+        client.query(&statements.known, &[&ids]),
+    )
+    .await?;
+    let mut head: i64 = head.get(0);
+    let mut known: HashMap<Uuid, i64> = known.iter().map(|row| (row.get(0), row.get(1))).collect();
     let mut positions = Vec::with_capacity(events.len());
     let mut stored = Vec::with_capacity(events.len());
     let (mut new_positions, mut new_ids, mut types, mut keys, mut envelopes) =
@@ -54,18 +93,16 @@ pub(crate) async fn insert_events(
         positions.push(from_sql(position));
         stored.push(new);
     }
-    if !new_ids.is_empty() {
-        tx.execute(
-            "INSERT INTO event_store_events (position, id, event_type, partition_key, envelope) \
-             SELECT p, i, t, k, e::json \
-             FROM unnest($1::int8[], $2::uuid[], $3::text[], $4::text[], $5::text[]) \
-             AS u(p, i, t, k, e)",
-            &[&new_positions, &new_ids, &types, &keys, &envelopes],
-        )
-        .await?;
-        tx.execute(
-            "UPDATE event_store_meta SET value = $1 WHERE key = 'head'",
-            &[&head],
+    if new_ids.is_empty() {
+        then.await?;
+    } else {
+        futures_util::future::try_join3(
+            client.execute(
+                &statements.insert,
+                &[&new_positions, &new_ids, &types, &keys, &envelopes],
+            ),
+            client.execute(&statements.set_head, &[&head]),
+            then,
         )
         .await?;
     }
