@@ -32,7 +32,8 @@ pub(crate) fn at_pointer<'a>(root: &'a Value, reference: &str) -> Option<(&'a Va
 }
 
 /// Follows `schema`'s `$ref` chain within `root`; unresolvable or cyclic chains stop where
-/// they are.
+/// they are. Keywords beside a `$ref` are not read: the renderers' view (the compatibility
+/// checker reads them, see [`ref_target`] and [`has_constraints`]).
 pub(crate) fn resolve<'a>(root: &'a Value, schema: &'a Value, pointer: &str) -> Resolved<'a> {
     let mut resolved = Resolved {
         schema,
@@ -51,6 +52,42 @@ pub(crate) fn resolve<'a>(root: &'a Value, schema: &'a Value, pointer: &str) -> 
         resolved.target = Some(target_pointer);
     }
     resolved
+}
+
+/// The subschema `schema`'s own `$ref` points to (one step), with its pointer.
+pub(crate) fn ref_target<'a>(root: &'a Value, schema: &Value) -> Option<(&'a Value, String)> {
+    at_pointer(root, schema.get("$ref")?.as_str()?)
+}
+
+/// The keywords that constrain instances, as the compatibility checker reads them, other than
+/// `$ref` and `allOf`.
+const CONSTRAINTS: [&str; 17] = [
+    "type",
+    "enum",
+    "const",
+    "properties",
+    "required",
+    "additionalProperties",
+    "unevaluatedProperties",
+    "items",
+    "prefixItems",
+    "oneOf",
+    "anyOf",
+    "minimum",
+    "maximum",
+    "minItems",
+    "maxItems",
+    "minLength",
+    "maxLength",
+];
+
+/// Whether the schema constrains instances by keywords other than `$ref` and `allOf`;
+/// annotations such as `description` do not count. A `$ref` with such siblings (an internally
+/// tagged newtype variant: the tag beside the wrapped struct) means both apply.
+pub(crate) fn has_constraints(schema: &Value) -> bool {
+    schema
+        .as_object()
+        .is_some_and(|map| CONSTRAINTS.iter().any(|k| map.contains_key(*k)))
 }
 
 /// The single subschema a wrapper stands for: `allOf: [x]` (draft-07's `$ref` with siblings).

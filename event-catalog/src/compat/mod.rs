@@ -34,7 +34,7 @@ pub enum Profile {
     #[default]
     Serde,
     /// The schemas alone, as schema registries judge them: an open object may carry any
-    /// property, so adding a property to it, or closing it, is breaking.
+    /// property, so adding a property to it, removing one, or closing it, is breaking.
     Strict,
 }
 
@@ -66,11 +66,11 @@ pub enum Rule {
     RequiredMadeOptional,
     /// The type changed to an unrelated one (`string` to `integer`).
     TypeChanged,
-    /// The type accepts less: `number` to `integer`, a smaller integer range, a string
-    /// restricted to an enum.
+    /// The type accepts less: `number` to `integer`, a smaller integer range, tighter length
+    /// limits (`String` to `char`, `Vec<T>` to `[T; N]`), a string restricted to an enum.
     TypeNarrowed,
-    /// The type accepts more: `integer` to `number`, a larger integer range, an enum opened up
-    /// to any string.
+    /// The type accepts more: `integer` to `number`, a larger integer range, looser length
+    /// limits, an enum opened up to any string.
     TypeWidened,
     /// `null` is no longer accepted (`Option<T>` became `T`).
     NullableRemoved,

@@ -1,12 +1,16 @@
 //! The compatibility rules, applied by walking an event's old and new JSON Schemas side by
-//! side: objects property by property, array items, map values and enum variants, following
-//! `$ref`s (each pair of definitions once, so recursive types terminate).
+//! side: objects property by property, array items and tuple elements, map values and enum
+//! variants, following `$ref`s (each pair of definitions once, so recursive types terminate).
 
 use super::{Breaks, Finding, Mode, Profile, Rule, short_type};
 use crate::model::CatalogEvent;
 use crate::schema::{self, child};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+/// How deeply `$ref`s, `allOf`s and `Option`s are followed while normalizing one schema (a
+/// `$ref` cycle stops there).
+const MAX_DEPTH: usize = 32;
 
 /// Every incompatible change between two schemas of one event version.
 pub(super) fn compare_event(
@@ -78,13 +82,44 @@ impl Site {
     }
 }
 
-/// A schema seen through `$ref`, `allOf: [x]` and `Option` (`anyOf` with `null`).
+/// A subschema and its pointer.
+type Located<'a> = (&'a Value, String);
+
+/// A schema seen through `$ref`, `allOf` and `Option` (`anyOf` with `null`): the conjunction
+/// of the schemas that apply.
 struct Norm<'a> {
-    schema: &'a Value,
+    /// Where findings about the schema as a whole point.
     pointer: String,
-    target: Option<String>,
+    /// Set when the schema was reached through a `$ref` or `allOf`: the walk compares each
+    /// pair of these once, so recursive types terminate.
+    key: Option<String>,
+    /// Whether `null` is accepted beside `kind`.
     nullable: bool,
     kind: Kind<'a>,
+    /// The schemas whose object, array, string and integer keywords apply.
+    parts: Vec<Located<'a>>,
+    /// Unions that hold beside the object's own properties (`#[serde(flatten)]` enums), in
+    /// order, with their pointers.
+    flattened: Vec<(String, Vec<Alt<'a>>)>,
+}
+
+impl<'a> Norm<'a> {
+    /// Whether `null` is accepted: a schema without a type accepts it too.
+    fn accepts_null(&self) -> bool {
+        self.nullable || matches!(self.kind, Kind::Any)
+    }
+
+    /// The alternatives of a union or the values of an enum, for comparing them.
+    fn alternatives(&self) -> Vec<Alt<'a>> {
+        match &self.kind {
+            Kind::Enum(values) => values
+                .iter()
+                .map(|v| Alt::Value(v, self.pointer.clone()))
+                .collect(),
+            Kind::Union(alternatives) => alternatives.clone(),
+            Kind::Any | Kind::Types(_) => Vec::new(),
+        }
+    }
 }
 
 enum Kind<'a> {
@@ -94,8 +129,16 @@ enum Kind<'a> {
     Enum(Vec<&'a Value>),
     /// The non-null instance types of `type`.
     Types(Vec<&'a str>),
-    /// Several alternatives (data-carrying enum variants), with their pointers.
-    Union(Vec<(&'a Value, String)>),
+    /// Several alternatives (an enum with data-carrying variants, an untagged enum).
+    Union(Vec<Alt<'a>>),
+}
+
+/// One alternative of a union: a value (a unit variant; an `enum` alternative gives one per
+/// value) or a schema (a variant carrying data), with the alternative's pointer.
+#[derive(Clone)]
+enum Alt<'a> {
+    Value(&'a Value, String),
+    Schema(&'a Value, String),
 }
 
 /// `additionalProperties` of an object.
@@ -139,71 +182,66 @@ impl<'a> Walk<'a> {
     }
 
     fn compare(&mut self, old: &'a Value, new: &'a Value, site: &Site) {
-        let o = normalize(self.old_root, old, &site.old);
-        let n = normalize(self.new_root, new, &site.new);
-        if let (Some(ot), Some(nt)) = (&o.target, &n.target)
-            && !self.seen.insert((ot.clone(), nt.clone()))
+        let o = normalize(self.old_root, old, &site.old, 0);
+        let n = normalize(self.new_root, new, &site.new, 0);
+        let site = site.keyword(&o.pointer, &n.pointer);
+        let at = site.new.as_str();
+        let what = site.what();
+        // `null` is judged at every site, even of a pair of definitions compared before. A
+        // side without a type accepts `null`: the type finding below says it all.
+        let both_typed = !matches!(o.kind, Kind::Any) && !matches!(n.kind, Kind::Any);
+        if both_typed && o.accepts_null() && !n.accepts_null() {
+            let message = format!("{what} no longer accepts null");
+            self.report(Rule::NullableRemoved, Breaks::Backward, at, &site, message);
+        }
+        if both_typed && !o.accepts_null() && n.accepts_null() {
+            let message = format!("{what} now accepts null");
+            self.report(Rule::NullableAdded, Breaks::Forward, at, &site, message);
+        }
+        if let (Some(ok), Some(nk)) = (&o.key, &n.key)
+            && !self.seen.insert((ok.clone(), nk.clone()))
         {
             return;
-        }
-        let site = site.keyword(&o.pointer, &n.pointer);
-        let at = n.pointer.clone();
-        let what = site.what();
-        if o.nullable && !n.nullable {
-            self.report(
-                Rule::NullableRemoved,
-                Breaks::Backward,
-                &at,
-                &site,
-                format!("{what} no longer accepts null"),
-            );
-        }
-        if !o.nullable && n.nullable {
-            self.report(
-                Rule::NullableAdded,
-                Breaks::Forward,
-                &at,
-                &site,
-                format!("{what} now accepts null"),
-            );
         }
         match (&o.kind, &n.kind) {
             (Kind::Any, Kind::Any) => {}
             (Kind::Any, _) => self.report(
                 Rule::TypeNarrowed,
                 Breaks::Backward,
-                &at,
+                at,
                 &site,
                 format!("{what} accepted any JSON value and now has a type"),
             ),
             (_, Kind::Any) => self.report(
                 Rule::TypeWidened,
                 Breaks::Forward,
-                &at,
+                at,
                 &site,
                 format!("{what} had a type and now accepts any JSON value"),
             ),
-            (Kind::Enum(a), Kind::Enum(b)) => self.compare_enums(a, b, &at, &site),
             (Kind::Types(types), Kind::Enum(values)) => {
-                self.types_and_values(types, values, true, &at, &site);
+                self.types_and_values(types, values, true, &site);
             }
             (Kind::Enum(values), Kind::Types(types)) => {
-                self.types_and_values(types, values, false, &at, &site);
+                self.types_and_values(types, values, false, &site);
             }
             (Kind::Types(a), Kind::Types(b)) => self.compare_types(&o, &n, a, b, &site),
-            (Kind::Union(a), Kind::Union(b)) => self.compare_unions(a, b, &site),
-            (Kind::Union(_), _) | (_, Kind::Union(_)) => {
+            (Kind::Enum(_) | Kind::Union(_), Kind::Enum(_) | Kind::Union(_)) => {
+                self.compare_unions(&o.alternatives(), &n.alternatives(), &site);
+            }
+            (Kind::Union(_), Kind::Types(_)) | (Kind::Types(_), Kind::Union(_)) => {
                 for breaks in [Breaks::Backward, Breaks::Forward] {
                     self.report(
                         Rule::TypeChanged,
                         breaks,
-                        &at,
+                        at,
                         &site,
                         format!("{what} changed between a union of alternatives and a single type"),
                     );
                 }
             }
         }
+        self.compare_flattened(&o.flattened, &n.flattened, &site);
     }
 
     /// A free type on one side and a fixed set of values on the other: `restricted` when the
@@ -213,9 +251,9 @@ impl<'a> Walk<'a> {
         types: &[&str],
         values: &[&Value],
         restricted: bool,
-        at: &str,
         site: &Site,
     ) {
+        let at = site.new.as_str();
         let what = site.what();
         let words = values_words(values);
         let any = types.join(" or ");
@@ -250,30 +288,8 @@ impl<'a> Walk<'a> {
         }
     }
 
-    fn compare_enums(&mut self, old: &[&Value], new: &[&Value], at: &str, site: &Site) {
-        let what = site.what();
-        for value in old.iter().filter(|v| !new.contains(v)) {
-            self.report(
-                Rule::EnumValueRemoved,
-                Breaks::Backward,
-                at,
-                site,
-                format!("{what} no longer accepts the value {value}"),
-            );
-        }
-        for value in new.iter().filter(|v| !old.contains(v)) {
-            self.report(
-                Rule::EnumValueAdded,
-                Breaks::Forward,
-                at,
-                site,
-                format!("{what} gained the value {value}"),
-            );
-        }
-    }
-
     fn compare_types(&mut self, o: &Norm<'a>, n: &Norm<'a>, a: &[&str], b: &[&str], site: &Site) {
-        let at = n.pointer.as_str();
+        let at = site.new.as_str();
         let what = site.what();
         let lost: Vec<&str> = a.iter().copied().filter(|t| !accepts(b, t)).collect();
         let gained: Vec<&str> = b.iter().copied().filter(|t| !accepts(a, t)).collect();
@@ -311,26 +327,22 @@ impl<'a> Walk<'a> {
                 format!("{what} now also accepts {t} (was {})", a.join(" or ")),
             );
         }
-        if a.contains(&"integer") && b.contains(&"integer") {
-            self.compare_ranges(o.schema, n.schema, at, site);
+        let both = |t: &str| a.contains(&t) && b.contains(&t);
+        if both("integer") {
+            self.compare_ranges(&o.parts, &n.parts, site);
         }
-        if a.contains(&"object") && b.contains(&"object") {
-            self.compare_objects(o.schema, n.schema, site);
+        if both("object") {
+            self.compare_objects(&o.parts, &n.parts, site);
         }
-        if a.contains(&"array")
-            && b.contains(&"array")
-            && let (Some(oi), Some(ni)) = (o.schema.get("items"), n.schema.get("items"))
-        {
-            let items = Site {
-                old: format!("{}/items", site.old),
-                new: format!("{}/items", site.new),
-                path: format!("{}[]", site.path),
-            };
-            self.compare(oi, ni, &items);
+        if both("array") {
+            self.compare_arrays(&o.parts, &n.parts, site);
+        }
+        if both("string") {
+            self.compare_limits(&o.parts, &n.parts, ["minLength", "maxLength"], site);
         }
     }
 
-    fn compare_ranges(&mut self, old: &Value, new: &Value, at: &str, site: &Site) {
+    fn compare_ranges(&mut self, old: &[Located<'a>], new: &[Located<'a>], site: &Site) {
         let (old_min, old_max) = integer_range(old);
         let (new_min, new_max) = integer_range(new);
         let what = site.what();
@@ -341,7 +353,7 @@ impl<'a> Walk<'a> {
             self.report(
                 Rule::TypeNarrowed,
                 Breaks::Backward,
-                at,
+                &site.new,
                 site,
                 format!("{what} integer range narrowed from {old_words} to {new_words}"),
             );
@@ -350,32 +362,106 @@ impl<'a> Walk<'a> {
             self.report(
                 Rule::TypeWidened,
                 Breaks::Forward,
-                at,
+                &site.new,
                 site,
                 format!("{what} integer range widened from {old_words} to {new_words}"),
             );
         }
     }
 
-    fn compare_objects(&mut self, old: &'a Value, new: &'a Value, site: &Site) {
-        let old_props: BTreeMap<&String, &Value> = schema::properties(old).into_iter().collect();
-        let new_props: BTreeMap<&String, &Value> = schema::properties(new).into_iter().collect();
-        let old_required: BTreeSet<&str> = schema::required(old).into_iter().collect();
-        let new_required: BTreeSet<&str> = schema::required(new).into_iter().collect();
-        let old_extra = additional(old);
-        let new_extra = additional(new);
+    /// Array items (`Vec<T>`), tuple elements (`prefixItems`) and lengths.
+    fn compare_arrays(&mut self, old: &[Located<'a>], new: &[Located<'a>], site: &Site) {
+        let mut elements = vec![(None, format!("{}[]", site.path))];
+        let tuple_len = |parts| {
+            keyword(parts, "prefixItems")
+                .and_then(|(prefix, _)| prefix.as_array())
+                .map_or(0, Vec::len)
+        };
+        for i in 0..tuple_len(old).max(tuple_len(new)) {
+            elements.push((Some(i), format!("{}[{i}]", site.path)));
+        }
+        for (index, path) in elements {
+            if let (Some((o, old_at)), Some((n, new_at))) =
+                (element(old, index), element(new, index))
+            {
+                let element = Site {
+                    old: old_at,
+                    new: new_at,
+                    path,
+                };
+                self.compare(o, n, &element);
+            }
+        }
+        self.compare_limits(old, new, ["minItems", "maxItems"], site);
+    }
+
+    /// Length limits (`keys`: the minimum and maximum keyword): tighter ones narrow, looser ones
+    /// widen.
+    fn compare_limits(
+        &mut self,
+        old: &[Located<'a>],
+        new: &[Located<'a>],
+        keys: [&str; 2],
+        site: &Site,
+    ) {
+        let limits = |parts| {
+            let limit = |key| keyword(parts, key).and_then(|(v, _)| v.as_u64());
+            (limit(keys[0]).unwrap_or(0), limit(keys[1]))
+        };
+        let (old_min, old_max) = limits(old);
+        let (new_min, new_max) = limits(new);
+        // Whether maximum `b` is below maximum `a` (`None`: unbounded).
+        let below = |a: Option<u64>, b: Option<u64>| b.is_some_and(|b| a.is_none_or(|a| b < a));
+        let words = |min: u64, max: Option<u64>| match max {
+            Some(max) => format!("{min}..={max}"),
+            None => format!("{min}.."),
+        };
+        let what = site.what();
+        let (old_words, new_words) = (words(old_min, old_max), words(new_min, new_max));
+        let keys = keys.join("/");
+        let change =
+            |how: &str| format!("{what} length ({keys}) {how} from {old_words} to {new_words}");
+        if new_min > old_min || below(old_max, new_max) {
+            let message = change("narrowed");
+            self.report(
+                Rule::TypeNarrowed,
+                Breaks::Backward,
+                &site.new,
+                site,
+                message,
+            );
+        }
+        if new_min < old_min || below(new_max, old_max) {
+            let message = change("widened");
+            self.report(Rule::TypeWidened, Breaks::Forward, &site.new, site, message);
+        }
+    }
+
+    fn compare_objects(&mut self, old: &[Located<'a>], new: &[Located<'a>], site: &Site) {
+        let old_props = properties(old);
+        let new_props = properties(new);
+        let old_required = required(old);
+        let new_required = required(new);
+        let old_extra = additional(old, &site.old);
+        let new_extra = additional(new, &site.new);
         let names: BTreeSet<&String> = old_props.keys().chain(new_props.keys()).copied().collect();
         for name in names {
+            let pointer = |props: &BTreeMap<&String, Located<'a>>, at: &str| {
+                props.get(name).map_or_else(
+                    || child(&child(at, "properties"), name),
+                    |(_, pointer)| pointer.clone(),
+                )
+            };
             let field = Site {
-                old: child(&child(&site.old, "properties"), name),
-                new: child(&child(&site.new, "properties"), name),
+                old: pointer(&old_props, &site.old),
+                new: pointer(&new_props, &site.new),
                 path: site.field(name),
             };
             let what = field.what();
             let old_req = old_required.contains(name.as_str());
             let new_req = new_required.contains(name.as_str());
             match (old_props.get(name), new_props.get(name)) {
-                (Some(o), Some(n)) => {
+                (Some((o, _)), Some((n, _))) => {
                     if !old_req && new_req {
                         self.report(
                             Rule::OptionalMadeRequired,
@@ -396,25 +482,25 @@ impl<'a> Walk<'a> {
                     }
                     self.compare(o, n, &field);
                 }
-                (Some(o), None) => self.property_removed(o, old_req, &new_extra, &field, site),
-                (None, Some(n)) => self.property_added(n, new_req, &old_extra, &field, site),
+                (Some((o, _)), None) => self.property_removed(o, old_req, &new_extra, &field),
+                (None, Some((n, _))) => self.property_added(n, new_req, &old_extra, &field),
                 (None, None) => {}
             }
         }
         self.compare_additional(&old_extra, &new_extra, site);
     }
 
-    /// A property only the old schema has.
+    /// A property only the old schema has; `new_extra`: the new `additionalProperties` and
+    /// its pointer.
     fn property_removed(
         &mut self,
         old: &'a Value,
         old_required: bool,
-        new_extra: &Additional<'a>,
+        new_extra: &(Additional<'a>, String),
         field: &Site,
-        site: &Site,
     ) {
         let what = field.what();
-        match new_extra {
+        match &new_extra.0 {
             Additional::Closed => self.report(
                 Rule::PropertyRemoved,
                 Breaks::Backward,
@@ -423,9 +509,19 @@ impl<'a> Walk<'a> {
                 format!("{what} was removed and the new type denies unknown fields"),
             ),
             Additional::Schema(values) => {
-                let extra = field.keyword(&field.old, &child(&site.new, "additionalProperties"));
+                let extra = field.keyword(&field.old, &new_extra.1);
                 self.compare(old, values, &extra);
             }
+            // The mirror of an optional property added under the strict profile.
+            Additional::Open if self.strict && !old_required => self.report(
+                Rule::PropertyRemoved,
+                Breaks::Forward,
+                &field.old,
+                field,
+                format!(
+                    "{what} was removed from an open object: by its schema, a new event may carry it with any value"
+                ),
+            ),
             Additional::Open => {}
         }
         if old_required {
@@ -439,14 +535,14 @@ impl<'a> Walk<'a> {
         }
     }
 
-    /// A property only the new schema has.
+    /// A property only the new schema has; `old_extra`: the old `additionalProperties` and
+    /// its pointer.
     fn property_added(
         &mut self,
         new: &'a Value,
         new_required: bool,
-        old_extra: &Additional<'a>,
+        old_extra: &(Additional<'a>, String),
         field: &Site,
-        site: &Site,
     ) {
         let what = field.what();
         if new_required {
@@ -457,45 +553,49 @@ impl<'a> Walk<'a> {
                 field,
                 format!("{what} was added as required; old events do not have it"),
             );
-        } else {
-            match old_extra {
-                Additional::Open if self.strict => self.report(
-                    Rule::PropertyAdded,
-                    Breaks::Backward,
-                    &field.new,
-                    field,
-                    format!(
-                        "{what} was added to an open object: by its schema, an old event may carry it with any value"
-                    ),
-                ),
-                Additional::Schema(values) => {
-                    let extra = field.keyword(&child(&site.old, "additionalProperties"), &field.new);
-                    self.compare(values, new, &extra);
-                }
-                _ => {}
-            }
         }
-        if matches!(old_extra, Additional::Closed) {
-            self.report(
+        match &old_extra.0 {
+            Additional::Open if self.strict && !new_required => self.report(
+                Rule::PropertyAdded,
+                Breaks::Backward,
+                &field.new,
+                field,
+                format!(
+                    "{what} was added to an open object: by its schema, an old event may carry it with any value"
+                ),
+            ),
+            // Old readers read the property as a map entry, and old events may carry it as one.
+            Additional::Schema(values) => {
+                let extra = field.keyword(&old_extra.1, &field.new);
+                self.compare(values, new, &extra);
+            }
+            Additional::Closed => self.report(
                 Rule::PropertyAdded,
                 Breaks::Forward,
                 &field.new,
                 field,
                 format!("{what} was added and old readers deny unknown fields"),
-            );
+            ),
+            Additional::Open => {}
         }
     }
 
-    fn compare_additional(&mut self, old: &Additional<'a>, new: &Additional<'a>, site: &Site) {
-        let at = child(&site.new, "additionalProperties");
+    /// `old` and `new`: each side's `additionalProperties` and its pointer.
+    fn compare_additional(
+        &mut self,
+        old: &(Additional<'a>, String),
+        new: &(Additional<'a>, String),
+        site: &Site,
+    ) {
+        let at = new.1.as_str();
         let what = site.what();
         let tightened = format!("{what} allows fewer additional properties");
         let loosened = format!("{what} allows more additional properties");
-        match (old, new) {
+        match (&old.0, &new.0) {
             (Additional::Schema(o), Additional::Schema(n)) => {
                 let values = Site {
-                    old: child(&site.old, "additionalProperties"),
-                    new: at,
+                    old: old.1.clone(),
+                    new: new.1.clone(),
                     path: format!("{}.<key>", site.path)
                         .trim_start_matches('.')
                         .to_owned(),
@@ -506,7 +606,7 @@ impl<'a> Walk<'a> {
                 self.report(
                     Rule::AdditionalPropertiesTightened,
                     Breaks::Backward,
-                    &at,
+                    at,
                     site,
                     tightened,
                 );
@@ -515,7 +615,7 @@ impl<'a> Walk<'a> {
                 self.report(
                     Rule::AdditionalPropertiesLoosened,
                     Breaks::Forward,
-                    &at,
+                    at,
                     site,
                     loosened,
                 );
@@ -524,7 +624,7 @@ impl<'a> Walk<'a> {
                 self.report(
                     Rule::AdditionalPropertiesTightened,
                     Breaks::Backward,
-                    &at,
+                    at,
                     site,
                     tightened,
                 );
@@ -533,7 +633,7 @@ impl<'a> Walk<'a> {
                 self.report(
                     Rule::AdditionalPropertiesLoosened,
                     Breaks::Forward,
-                    &at,
+                    at,
                     site,
                     loosened,
                 );
@@ -542,29 +642,25 @@ impl<'a> Walk<'a> {
         }
     }
 
-    fn compare_unions(
-        &mut self,
-        old: &[(&'a Value, String)],
-        new: &[(&'a Value, String)],
-        site: &Site,
-    ) {
-        let sign = |root: &Value, alternatives: &[(&'a Value, String)]| {
-            alternatives
-                .iter()
-                .enumerate()
-                .map(|(i, (alt, ptr))| (signature(root, alt, i), (*alt, ptr.clone())))
-                .collect::<BTreeMap<String, (&'a Value, String)>>()
-        };
-        let old_alts = sign(self.old_root, old);
-        let new_alts = sign(self.new_root, new);
+    /// Union alternatives and enum values, matched by [`signature`], not by position.
+    fn compare_unions(&mut self, old: &[Alt<'a>], new: &[Alt<'a>], site: &Site) {
+        let old_alts = signed(self.old_root, old);
+        let new_alts = signed(self.new_root, new);
         let what = site.what();
-        for (name, (alt, ptr)) in &old_alts {
-            match new_alts.get(name) {
-                Some((new_alt, new_ptr)) => {
-                    let inner = site.keyword(ptr, new_ptr);
-                    self.compare(alt, new_alt, &inner);
+        for (name, alt) in &old_alts {
+            match (alt, new_alts.get(name)) {
+                (Alt::Schema(o, old_at), Some(Alt::Schema(n, new_at))) => {
+                    self.compare(o, n, &site.keyword(old_at, new_at));
                 }
-                None => self.report(
+                (_, Some(_)) => {}
+                (Alt::Value(value, _), None) => self.report(
+                    Rule::EnumValueRemoved,
+                    Breaks::Backward,
+                    &site.new,
+                    site,
+                    format!("{what} no longer accepts the value {value}"),
+                ),
+                (Alt::Schema(..), None) => self.report(
                     Rule::EnumValueRemoved,
                     Breaks::Backward,
                     &site.new,
@@ -573,39 +669,109 @@ impl<'a> Walk<'a> {
                 ),
             }
         }
-        for (name, (_, ptr)) in &new_alts {
-            if !old_alts.contains_key(name) {
-                self.report(
-                    Rule::EnumValueAdded,
-                    Breaks::Forward,
-                    ptr,
+        for (name, alt) in &new_alts {
+            if old_alts.contains_key(name) {
+                continue;
+            }
+            let (at, message) = match alt {
+                Alt::Value(value, at) => (at, format!("{what} gained the value {value}")),
+                Alt::Schema(_, at) => (at, format!("{what} gained the variant `{name}`")),
+            };
+            self.report(Rule::EnumValueAdded, Breaks::Forward, at, site, message);
+        }
+    }
+
+    /// The unions beside an object's own properties (flattened enums), entry by entry.
+    fn compare_flattened(
+        &mut self,
+        old: &[(String, Vec<Alt<'a>>)],
+        new: &[(String, Vec<Alt<'a>>)],
+        site: &Site,
+    ) {
+        let what = site.what();
+        for i in 0..old.len().max(new.len()) {
+            match (old.get(i), new.get(i)) {
+                (Some((old_at, o)), Some((new_at, n))) => {
+                    self.compare_unions(o, n, &site.keyword(old_at, new_at));
+                }
+                (None, Some((new_at, _))) => self.report(
+                    Rule::TypeNarrowed,
+                    Breaks::Backward,
+                    new_at,
                     site,
-                    format!("{what} gained the variant `{name}`"),
-                );
+                    format!(
+                        "{what} gained a flattened enum; old events carry none of its variants"
+                    ),
+                ),
+                (Some((old_at, _)), None) => self.report(
+                    Rule::TypeWidened,
+                    Breaks::Forward,
+                    old_at,
+                    site,
+                    format!("{what} lost a flattened enum; new events carry none of its variants"),
+                ),
+                (None, None) => {}
             }
         }
     }
 }
 
-fn normalize<'a>(root: &'a Value, schema: &'a Value, pointer: &str) -> Norm<'a> {
-    let resolved = schema::resolve(root, schema, pointer);
-    let (mut s, mut pointer, mut target) = (resolved.schema, resolved.pointer, resolved.target);
-    if let Some(inner) = schema::unwrap_all_of(s) {
-        let inner = schema::resolve(root, inner, &format!("{pointer}/allOf/0"));
-        s = inner.schema;
-        pointer = inner.pointer;
-        target = inner.target.or(target);
+/// `schema` at `pointer`, seen through `$ref`s, `allOf` and `Option`; `depth` counts the steps
+/// followed so far.
+fn normalize<'a>(root: &'a Value, schema: &'a Value, pointer: &str, depth: usize) -> Norm<'a> {
+    let target = schema::ref_target(root, schema).filter(|_| depth < MAX_DEPTH);
+    let Some((target, target_pointer)) = target else {
+        return local(root, schema, pointer, depth);
+    };
+    let mut inner = normalize(root, target, &target_pointer, depth + 1);
+    if schema::has_constraints(schema) || schema.get("allOf").is_some() {
+        // Keywords beside the `$ref` apply too: an internally tagged newtype variant is its
+        // tag beside the wrapped struct.
+        let mut both = conjoin(local(root, schema, pointer, depth), inner);
+        both.key = Some(pointer.to_owned());
+        both
+    } else {
+        inner.key = Some(inner.pointer.clone());
+        inner
     }
+}
+
+/// What `s`'s own keywords and `allOf` entries accept, `$ref` aside.
+fn local<'a>(root: &'a Value, s: &'a Value, pointer: &str, depth: usize) -> Norm<'a> {
+    let entries = s.get("allOf").and_then(Value::as_array);
+    let entries = entries.map(Vec::as_slice).unwrap_or_default();
+    if let [only] = entries
+        && !schema::has_constraints(s)
+        && depth < MAX_DEPTH
+    {
+        // A wrapper (draft-07's `$ref` with siblings): the entry alone.
+        return normalize(root, only, &format!("{pointer}/allOf/0"), depth + 1);
+    }
+    let mut norm = own(root, s, pointer, depth);
+    for (i, entry) in entries.iter().enumerate().take_while(|_| depth < MAX_DEPTH) {
+        let entry = normalize(root, entry, &format!("{pointer}/allOf/{i}"), depth + 1);
+        norm = conjoin(norm, entry);
+        norm.key = Some(pointer.to_owned());
+    }
+    norm
+}
+
+/// What `s`'s own keywords accept, `$ref` and `allOf` aside.
+fn own<'a>(root: &'a Value, s: &'a Value, pointer: &str, depth: usize) -> Norm<'a> {
     let norm = |nullable, kind| Norm {
-        schema: s,
-        pointer: pointer.clone(),
-        target: target.clone(),
+        pointer: pointer.to_owned(),
+        key: None,
         nullable,
         kind,
+        parts: vec![(s, pointer.to_owned())],
+        flattened: Vec::new(),
     };
+    let types = schema::types(s);
+    let typed_null = types.contains(&"null");
+    let types: Vec<&str> = types.into_iter().filter(|t| *t != "null").collect();
     if let Some((keyword, alternatives)) = schema::alternatives(s) {
         let nullable = alternatives.iter().any(schema::is_null_schema);
-        let others: Vec<(&Value, String)> = alternatives
+        let others: Vec<Located<'a>> = alternatives
             .iter()
             .enumerate()
             .filter(|(_, a)| !schema::is_null_schema(a))
@@ -617,12 +783,20 @@ fn normalize<'a>(root: &'a Value, schema: &'a Value, pointer: &str) -> Norm<'a> 
         // `Option<T>`: `anyOf` of `T` and `null`. A one-variant enum stays a union.
         if let [(single, single_pointer)] = others.as_slice()
             && nullable
+            && depth < MAX_DEPTH
         {
-            let mut inner = normalize(root, single, single_pointer);
-            inner.nullable |= nullable;
+            let mut inner = normalize(root, single, single_pointer, depth + 1);
+            inner.nullable = true;
             return inner;
         }
-        return norm(nullable, Kind::Union(others));
+        let alternatives = split_values(others);
+        if types.is_empty() {
+            return norm(nullable, Kind::Union(alternatives));
+        }
+        // A union beside the object's own properties: a `#[serde(flatten)]` enum.
+        let mut object = norm(nullable || typed_null, Kind::Types(types));
+        object.flattened.push((pointer.to_owned(), alternatives));
+        return object;
     }
     if let Some(values) = s.get("enum").and_then(Value::as_array) {
         let nullable = values.contains(&Value::Null);
@@ -634,16 +808,46 @@ fn normalize<'a>(root: &'a Value, schema: &'a Value, pointer: &str) -> Norm<'a> 
     if let Some(value) = s.get("const") {
         return norm(value.is_null(), Kind::Enum(vec![value]));
     }
-    let types = schema::types(s);
-    let nullable = types.contains(&"null");
-    let others: Vec<&str> = types.into_iter().filter(|t| *t != "null").collect();
-    if others.is_empty() && !nullable {
+    if types.is_empty() && !typed_null {
         return norm(false, Kind::Any);
     }
-    norm(nullable, Kind::Types(others))
+    norm(typed_null, Kind::Types(types))
 }
 
-fn const_values<'a>(alternatives: &[(&'a Value, String)]) -> Option<Vec<&'a Value>> {
+/// Both `a` and `b` apply (`allOf`, `$ref` with siblings); the result points where `a` does.
+fn conjoin<'a>(mut a: Norm<'a>, b: Norm<'a>) -> Norm<'a> {
+    a.nullable = a.accepts_null() && b.accepts_null();
+    a.kind = match (std::mem::replace(&mut a.kind, Kind::Any), b.kind) {
+        (Kind::Any, kind) | (kind, Kind::Any) => kind,
+        (Kind::Enum(values), _) | (_, Kind::Enum(values)) => Kind::Enum(values),
+        (Kind::Types(x), Kind::Types(y)) => {
+            let mut both: Vec<&str> = x.iter().copied().filter(|t| accepts(&y, t)).collect();
+            for t in y {
+                if accepts(&x, t) && !both.contains(&t) {
+                    both.push(t);
+                }
+            }
+            Kind::Types(both)
+        }
+        (Kind::Union(x), Kind::Union(y)) => {
+            a.flattened.push((b.pointer, y));
+            Kind::Union(x)
+        }
+        (Kind::Union(union), kind) => {
+            a.flattened.push((a.pointer.clone(), union));
+            kind
+        }
+        (kind, Kind::Union(union)) => {
+            a.flattened.push((b.pointer, union));
+            kind
+        }
+    };
+    a.parts.extend(b.parts);
+    a.flattened.extend(b.flattened);
+    a
+}
+
+fn const_values<'a>(alternatives: &[Located<'a>]) -> Option<Vec<&'a Value>> {
     if alternatives.is_empty() {
         return None;
     }
@@ -660,40 +864,136 @@ fn const_values<'a>(alternatives: &[(&'a Value, String)]) -> Option<Vec<&'a Valu
     Some(values)
 }
 
-/// A name for a union alternative that survives reordering: its title, its definition, the
-/// tag value of an internally tagged variant, the key of an externally tagged one, or else
-/// its position.
-fn signature(root: &Value, alternative: &Value, index: usize) -> String {
+/// Union alternatives, with `const` and `enum` ones as their values (unit variants).
+fn split_values(alternatives: Vec<Located<'_>>) -> Vec<Alt<'_>> {
+    let mut split = Vec::new();
+    for (alternative, at) in alternatives {
+        if let Some(value) = alternative.get("const") {
+            split.push(Alt::Value(value, at));
+        } else if let Some(list) = alternative.get("enum").and_then(Value::as_array) {
+            split.extend(list.iter().map(|v| Alt::Value(v, at.clone())));
+        } else {
+            split.push(Alt::Schema(alternative, at));
+        }
+    }
+    split
+}
+
+/// Alternatives by name: values by their JSON, schemas by [`signature`]; a name taken
+/// before gets `#2`, `#3`... in order.
+fn signed<'a, 'b>(root: &Value, alternatives: &'b [Alt<'a>]) -> BTreeMap<String, &'b Alt<'a>> {
+    let mut signed = BTreeMap::new();
+    for alternative in alternatives {
+        let base = match alternative {
+            Alt::Value(value, _) => value.to_string(),
+            Alt::Schema(schema, _) => signature(root, schema),
+        };
+        let mut name = base.clone();
+        let mut n = 1;
+        while signed.contains_key(&name) {
+            n += 1;
+            name = format!("{base}#{n}");
+        }
+        signed.insert(name, alternative);
+    }
+    signed
+}
+
+/// A name for a union alternative that survives reordering: its title, the tag value of an
+/// internally or adjacently tagged variant (read beside a `$ref` first: a newtype variant is
+/// its tag beside the wrapped type), its definition, the key of an externally tagged variant,
+/// or else the types it accepts (an untagged variant).
+fn signature(root: &Value, alternative: &Value) -> String {
     if let Some(title) = alternative.get("title").and_then(Value::as_str) {
         return title.to_owned();
+    }
+    let tag = |s: &Value| {
+        schema::properties(s)
+            .into_iter()
+            .find_map(|(name, property)| {
+                property.get("const").map(|value| format!("{name}={value}"))
+            })
+    };
+    if let Some(tag) = tag(alternative) {
+        return tag;
     }
     let resolved = schema::resolve(root, alternative, "");
     if let Some(target) = &resolved.target {
         return schema::definition_name(target).to_owned();
     }
     let s = resolved.schema;
-    for (name, property) in schema::properties(s) {
-        if let Some(value) = property.get("const") {
-            return format!("{name}={value}");
-        }
-    }
     if let [only] = schema::required(s).as_slice()
         && schema::properties(s).len() == 1
     {
         return (*only).to_owned();
     }
-    format!("#{index}")
+    let types = schema::types(s);
+    if types.is_empty() {
+        "any".to_owned()
+    } else {
+        types.join(" or ")
+    }
 }
 
-fn additional(object: &Value) -> Additional<'_> {
-    let extra = object
-        .get("additionalProperties")
-        .or_else(|| object.get("unevaluatedProperties"));
-    match extra {
-        Some(Value::Bool(false)) => Additional::Closed,
-        Some(values @ Value::Object(map)) if !map.is_empty() => Additional::Schema(values),
-        _ => Additional::Open,
+/// The first of `parts` to have `keyword`: its value and pointer.
+fn keyword<'a>(parts: &[Located<'a>], keyword: &str) -> Option<Located<'a>> {
+    parts
+        .iter()
+        .find_map(|(s, at)| s.get(keyword).map(|value| (value, child(at, keyword))))
+}
+
+/// The schema of an array's element at `index` (`prefixItems`, else `items`), or of every
+/// element (`None`: `items`).
+fn element<'a>(parts: &[Located<'a>], index: Option<usize>) -> Option<Located<'a>> {
+    if let Some(i) = index
+        && let Some((prefix, at)) = keyword(parts, "prefixItems")
+        && let Some(item) = prefix.get(i)
+    {
+        return Some((item, format!("{at}/{i}")));
     }
+    keyword(parts, "items").filter(|(items, _)| items.is_object())
+}
+
+/// The properties of all parts, with their pointers (the first part naming one wins).
+fn properties<'a>(parts: &[Located<'a>]) -> BTreeMap<&'a String, Located<'a>> {
+    let mut properties = BTreeMap::new();
+    for (s, at) in parts {
+        for (name, property) in schema::properties(s) {
+            properties
+                .entry(name)
+                .or_insert_with(|| (property, child(&child(at, "properties"), name)));
+        }
+    }
+    properties
+}
+
+fn required<'a>(parts: &[Located<'a>]) -> BTreeSet<&'a str> {
+    parts
+        .iter()
+        .flat_map(|(s, _)| schema::required(s))
+        .collect()
+}
+
+/// The strictest `additionalProperties` of the parts and its pointer (where it would be, under
+/// `at`, when every part is open).
+fn additional<'a>(parts: &[Located<'a>], at: &str) -> (Additional<'a>, String) {
+    let mut found = (Additional::Open, child(at, "additionalProperties"));
+    for (s, part_at) in parts {
+        let Some((extra, keyword)) = ["additionalProperties", "unevaluatedProperties"]
+            .into_iter()
+            .find_map(|k| s.get(k).map(|extra| (extra, k)))
+        else {
+            continue;
+        };
+        match extra {
+            Value::Bool(false) => return (Additional::Closed, child(part_at, keyword)),
+            Value::Object(map) if !map.is_empty() && matches!(found.0, Additional::Open) => {
+                found = (Additional::Schema(extra), child(part_at, keyword));
+            }
+            _ => {}
+        }
+    }
+    found
 }
 
 /// Whether a reader accepting `types` accepts an instance of type `t`.
@@ -721,10 +1021,11 @@ fn values_words(values: &[&Value]) -> String {
         .join(", ")
 }
 
-/// The integer range a schema allows: `minimum`/`maximum`, within the range of its `format`.
-fn integer_range(schema: &Value) -> (f64, f64) {
+/// The integer range the parts of a schema allow: `minimum`/`maximum`, within the range of its `format`.
+fn integer_range(parts: &[Located<'_>]) -> (f64, f64) {
+    let get = |name| keyword(parts, name).map(|(value, _)| value);
     #[expect(clippy::cast_precision_loss, reason = "bounds compared, not values")]
-    let by_format = match schema.get("format").and_then(Value::as_str) {
+    let by_format = match get("format").and_then(Value::as_str) {
         Some("int8") => (f64::from(i8::MIN), f64::from(i8::MAX)),
         Some("int16") => (f64::from(i16::MIN), f64::from(i16::MAX)),
         Some("int32") => (f64::from(i32::MIN), f64::from(i32::MAX)),
@@ -735,8 +1036,8 @@ fn integer_range(schema: &Value) -> (f64, f64) {
         Some("uint64" | "uint") => (0.0, u64::MAX as f64),
         _ => (f64::NEG_INFINITY, f64::INFINITY),
     };
-    let min = schema.get("minimum").and_then(Value::as_f64);
-    let max = schema.get("maximum").and_then(Value::as_f64);
+    let min = get("minimum").and_then(Value::as_f64);
+    let max = get("maximum").and_then(Value::as_f64);
     (
         min.map_or(by_format.0, |m| m.max(by_format.0)),
         max.map_or(by_format.1, |m| m.min(by_format.1)),
