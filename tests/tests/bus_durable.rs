@@ -398,3 +398,229 @@ async fn pruning_keeps_what_a_subscription_has_not_handled_yet() {
     );
     assert_eq!(store.read(0, 10).await.unwrap().len(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_subscription_after_everything_was_pruned_shuts_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    let bus = durable_bus(&path);
+    let first = recording(&bus, "first");
+    for n in 1..=3 {
+        bus.publish(level(n)).await.unwrap();
+    }
+    bus.shutdown().await;
+    assert_eq!(taken(&first).len(), 3);
+    let store = SqliteStore::open(&path).unwrap();
+    let later = chrono::Utc::now() + chrono::Duration::seconds(1);
+    assert_eq!(store.prune(later).await.unwrap(), 3);
+    assert_eq!(store.head().await.unwrap(), 3, "the head stays");
+
+    // Nothing left to read up to the head: the newcomer has caught up, not stalled.
+    let bus = durable_bus(&path);
+    let second = recording(&bus, "second");
+    tokio::time::timeout(Duration::from_secs(10), bus.shutdown())
+        .await
+        .expect("shutdown returns");
+    assert!(taken(&second).is_empty());
+    assert_eq!(store.checkpoint("second").await.unwrap(), 3);
+}
+
+#[test]
+fn a_stale_dead_letter_is_not_handled_again_on_redelivery() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    // First life: the handler fails for good; the process dies before the checkpoint
+    // passes the event, so the event is read again after the restart.
+    {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            let bus = EventBus::builder()
+                .store(SqliteStore::open(&path).unwrap())
+                .poll_interval(Duration::from_secs(30))
+                .retry(RetryPolicy::never())
+                .build();
+            bus.subscribe_event::<LevelCompleted, _, _>("ledger", |_| async {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                Err(HandlerError::permanent("downstream refused"))
+            })
+            .unwrap();
+            bus.publish(level(1)).await.unwrap();
+            while bus.dead_letters().await.is_empty() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        });
+        runtime.shutdown_background();
+    }
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let bus = durable_bus(&path);
+        let ledger = recording(&bus, "ledger");
+        while taken(&ledger).is_empty() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let dead = bus.dead_letters().await;
+        assert_eq!(dead.len(), 1, "the letter from the first life");
+        bus.redeliver(&dead[0]).await.unwrap();
+        bus.shutdown().await;
+        assert_eq!(taken(&ledger), [1], "handled once: the letter was stale");
+        assert_eq!(bus.metrics().deduplicated, 1);
+        assert!(
+            bus.dead_letters().await.is_empty(),
+            "the stale letter is gone"
+        );
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_that_would_not_read_back_is_refused_at_publish() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = durable_bus(&dir.path().join("events.db"));
+    let audit = recording(&bus, "audit");
+    let mut raw = event_core::Envelope::new(level(1)).to_raw().unwrap();
+    raw.occurred_at = chrono::DateTime::parse_from_rfc3339("9999-12-31T23:59:59Z")
+        .unwrap()
+        .to_utc()
+        + chrono::Duration::days(2);
+    let error = bus.publish_raw(raw).await.expect_err("year 10000");
+    assert!(
+        matches!(
+            error,
+            PublishError::Store(event_core::store::StoreError::Unstorable { .. })
+        ),
+        "{error:?}"
+    );
+    // The events after it flow as ever.
+    bus.publish(level(2)).await.unwrap();
+    bus.shutdown().await;
+    assert_eq!(taken(&audit), [2]);
+}
+
+/// A real SQLite store whose reads take 300 ms while `slow` is set: holds a pump inside a
+/// read while the test calls `replay`.
+#[derive(Debug, Clone)]
+struct SlowReads {
+    inner: SqliteStore,
+    slow: Arc<std::sync::atomic::AtomicBool>,
+}
+
+mod slow_reads {
+    use super::SlowReads;
+    use event_core::DeadLetter;
+    use event_core::RawEnvelope;
+    use event_core::store::{
+        DeadLetterId, Position, Store, StoreError, StoreStats, StoredDeadLetter, StoredEvent,
+        TimelinePage, TimelineQuery,
+    };
+    use futures_util::future::BoxFuture;
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+    use uuid::Uuid;
+
+    type Result<T> = std::result::Result<T, StoreError>;
+
+    impl Store for SlowReads {
+        fn append(&self, events: Vec<RawEnvelope>) -> BoxFuture<'_, Result<Vec<Position>>> {
+            self.inner.append(events)
+        }
+        fn read(&self, after: Position, limit: usize) -> BoxFuture<'_, Result<Vec<StoredEvent>>> {
+            Box::pin(async move {
+                if self.slow.load(Ordering::SeqCst) {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+                self.inner.read(after, limit).await
+            })
+        }
+        fn head(&self) -> BoxFuture<'_, Result<Position>> {
+            self.inner.head()
+        }
+        fn checkpoint<'a>(&'a self, s: &'a str) -> BoxFuture<'a, Result<Position>> {
+            self.inner.checkpoint(s)
+        }
+        fn save_checkpoint<'a>(&'a self, s: &'a str, p: Position) -> BoxFuture<'a, Result<()>> {
+            self.inner.save_checkpoint(s, p)
+        }
+        fn reset_checkpoint<'a>(&'a self, s: &'a str, p: Position) -> BoxFuture<'a, Result<()>> {
+            self.inner.reset_checkpoint(s, p)
+        }
+        fn remove_subscription<'a>(&'a self, s: &'a str) -> BoxFuture<'a, Result<()>> {
+            self.inner.remove_subscription(s)
+        }
+        fn claim<'a>(&'a self, s: &'a str, id: Uuid) -> BoxFuture<'a, Result<bool>> {
+            self.inner.claim(s, id)
+        }
+        fn is_claimed<'a>(&'a self, s: &'a str, id: Uuid) -> BoxFuture<'a, Result<bool>> {
+            self.inner.is_claimed(s, id)
+        }
+        fn put_dead_letter<'a>(&'a self, l: &'a DeadLetter) -> BoxFuture<'a, Result<DeadLetterId>> {
+            self.inner.put_dead_letter(l)
+        }
+        fn dead_letters<'a>(
+            &'a self,
+            s: Option<&'a str>,
+        ) -> BoxFuture<'a, Result<Vec<StoredDeadLetter>>> {
+            self.inner.dead_letters(s)
+        }
+        fn remove_dead_letter(&self, id: DeadLetterId) -> BoxFuture<'_, Result<bool>> {
+            self.inner.remove_dead_letter(id)
+        }
+        fn timeline<'a>(&'a self, q: &'a TimelineQuery) -> BoxFuture<'a, Result<TimelinePage>> {
+            self.inner.timeline(q)
+        }
+        fn prune(&self, t: chrono::DateTime<chrono::Utc>) -> BoxFuture<'_, Result<usize>> {
+            self.inner.prune(t)
+        }
+        fn stats(&self) -> StoreStats {
+            self.inner.stats()
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_asked_during_a_read_is_not_undone_by_the_pump() {
+    use std::sync::atomic::Ordering;
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = SqliteStore::open(dir.path().join("events.db")).unwrap();
+    let slow = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let bus = EventBus::builder()
+        .store(SlowReads {
+            inner: sqlite.clone(),
+            slow: Arc::clone(&slow),
+        })
+        .poll_interval(Duration::from_millis(20))
+        .build();
+    let ledger = recording(&bus, "ledger");
+    for n in 1..=10 {
+        bus.publish(level(n)).await.unwrap();
+    }
+    while sqlite.checkpoint("ledger").await.unwrap() < 10 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    slow.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    for n in 11..=15 {
+        bus.publish(level(n)).await.unwrap();
+    }
+    while taken(&ledger).len() < 15 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await; // the pump is inside its next read
+    bus.replay("ledger", 0).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(250)).await; // that read ends, the pump goes on
+    assert_eq!(
+        sqlite.checkpoint("ledger").await.unwrap(),
+        0,
+        "the replay's checkpoint stands"
+    );
+    // Retention now must keep everything the replay has yet to read.
+    let later = chrono::Utc::now() + chrono::Duration::seconds(1);
+    assert_eq!(sqlite.prune(later).await.unwrap(), 0);
+    slow.store(false, Ordering::SeqCst);
+    tokio::time::timeout(Duration::from_secs(10), bus.shutdown())
+        .await
+        .expect("shutdown returns");
+    assert_eq!(
+        taken(&ledger).len(),
+        30,
+        "15 first deliveries and a full replay"
+    );
+}

@@ -4,8 +4,8 @@
 
 use super::dead_letter::DeadLetter;
 use super::subscription::{Delivery, Route, Shared, Worker};
-use crate::store::{Position, Store};
-use std::collections::BTreeSet;
+use crate::store::{Position, Store, StoreError, StoredEvent};
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -40,8 +40,9 @@ struct Progress {
     started: bool,
     /// The last position the pump read: dispatched to a lane or not matched.
     read_up_to: Position,
-    /// Dispatched and not yet handled or dead-lettered.
-    in_flight: BTreeSet<Position>,
+    /// Dispatched and not yet handled or dead-lettered, with how many deliveries of each
+    /// (a replay can queue an event again while its first delivery still runs).
+    in_flight: BTreeMap<Position, u32>,
     /// The last checkpoint written.
     saved: Position,
     /// Events up to here are handled again even if already claimed (a replay).
@@ -53,9 +54,23 @@ struct Progress {
 impl Progress {
     /// Every event up to here is handled or dead-lettered: the checkpoint.
     fn low_water(&self) -> Position {
-        match self.in_flight.first() {
-            Some(first) => self.read_up_to.min(first - 1),
+        match self.in_flight.first_key_value() {
+            Some((first, _)) => self.read_up_to.min(first - 1),
             None => self.read_up_to,
+        }
+    }
+
+    fn dispatched(&mut self, position: Position) {
+        *self.in_flight.entry(position).or_insert(0) += 1;
+        self.read_up_to = position;
+    }
+
+    fn settled(&mut self, position: Position) {
+        if let Some(count) = self.in_flight.get_mut(&position) {
+            *count -= 1;
+            if *count == 0 {
+                self.in_flight.remove(&position);
+            }
         }
     }
 }
@@ -91,8 +106,9 @@ impl Durable {
     pub(crate) async fn deliver(&self, worker: &Worker, delivery: &Delivery) {
         let id = delivery.envelope.id;
         let store = &self.backing.store;
-        let check = !delivery.replay && delivery.redelivers.is_none();
-        let handled_before = check
+        // A redelivered dead letter is checked too: the event may have been handled since
+        // (read again after a restart), and the letter is then only stale.
+        let handled_before = !delivery.replay
             && match store.is_claimed(&self.name, id).await {
                 Ok(claimed) => claimed,
                 Err(error) => {
@@ -108,16 +124,16 @@ impl Durable {
                 Ok(()) => self.claim(delivery).await,
                 Err(letter) => settled = self.keep(&worker.shared, letter).await,
             }
-            if let Some(old) = delivery.redelivers.filter(|_| settled)
-                && let Err(error) = store.remove_dead_letter(old).await
-            {
-                tracing::warn!(%error, "redelivered dead letter stays in the store");
-            }
+        }
+        if let Some(old) = delivery.redelivers.filter(|_| settled)
+            && let Err(error) = store.remove_dead_letter(old).await
+        {
+            tracing::warn!(%error, "redelivered dead letter stays in the store");
         }
         // A dead letter the store would not take keeps the checkpoint before its event, so
         // the event comes back after a restart rather than being lost.
         if let (Some(position), true) = (delivery.position, settled) {
-            self.progress().in_flight.remove(&position);
+            self.progress().settled(position);
         }
     }
 
@@ -153,12 +169,14 @@ impl Durable {
         false
     }
 
-    /// Writes the checkpoint if it moved.
+    /// Writes the checkpoint if it moved. Not while a replay waits to be taken: that
+    /// would move the checkpoint the replay just set back to where the pump was.
     pub(crate) async fn save_checkpoint(&self) {
         let (position, moved) = {
             let progress = self.progress();
             let position = progress.low_water();
-            (position, progress.started && position > progress.saved)
+            let moved = progress.started && progress.rewind.is_none() && position > progress.saved;
+            (position, moved)
         };
         if !moved {
             return;
@@ -190,9 +208,61 @@ pub(crate) async fn pump(
     mut stop: watch::Receiver<bool>,
 ) {
     let backing = Arc::clone(&durable.backing);
-    let store = &backing.store;
-    // The first save registers the subscription, so that `prune` keeps what it has not read.
-    let mut after = loop {
+    let Some(mut after) = start(&durable, &mut stop).await else {
+        return;
+    };
+    loop {
+        let appended = backing.appended.notified();
+        tokio::pin!(appended);
+        appended.as_mut().enable();
+        if *stop.borrow() {
+            return;
+        }
+        let read = match take_rewind(&durable).await {
+            Ok(rewound) => {
+                after = rewound.unwrap_or(after);
+                read_after(&*backing.store, after).await
+            }
+            Err(error) => Err(error),
+        };
+        let (head, batch) = match read {
+            Ok(read) => read,
+            Err(error) => {
+                tracing::warn!(%error, subscription = %durable.name, "store not readable, retrying");
+                if sleep_or_stop(backing.poll_interval, &mut stop).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        if batch.is_empty() {
+            if head > after {
+                // Pruned: nothing left to read up to the head.
+                after = head;
+                let mut progress = durable.progress();
+                progress.read_up_to = progress.read_up_to.max(head);
+            }
+            durable.save_checkpoint().await;
+            tokio::select! {
+                () = &mut appended => {}
+                () = tokio::time::sleep(backing.poll_interval) => {}
+                _ = stop.changed() => {}
+            }
+            continue;
+        }
+        match dispatch(&durable, &route, &shared, batch).await {
+            Some(last) => after = last,
+            None => return,
+        }
+        durable.save_checkpoint().await;
+    }
+}
+
+/// Reads the subscription's checkpoint, and saves it once: the first save registers the
+/// subscription, so that `prune` keeps what it has not read. `None` when asked to stop.
+async fn start(durable: &Durable, stop: &mut watch::Receiver<bool>) -> Option<Position> {
+    let store = &durable.backing.store;
+    let after = loop {
         let loaded = match store.checkpoint(&durable.name).await {
             Ok(position) => store
                 .save_checkpoint(&durable.name, position)
@@ -204,83 +274,84 @@ pub(crate) async fn pump(
             Ok(position) => break position,
             Err(error) => {
                 tracing::warn!(%error, subscription = %durable.name, "checkpoint not readable, retrying");
-                if sleep_or_stop(backing.poll_interval, &mut stop).await {
-                    return;
+                if sleep_or_stop(durable.backing.poll_interval, stop).await {
+                    return None;
                 }
             }
         }
     };
-    {
-        let mut progress = durable.progress();
-        progress.read_up_to = after;
-        progress.saved = after;
-        progress.started = true;
+    let mut progress = durable.progress();
+    progress.read_up_to = after;
+    progress.saved = after;
+    progress.started = true;
+    Some(after)
+}
+
+/// Takes a replay asked for, if any: where to read after from now on.
+async fn take_rewind(durable: &Durable) -> Result<Option<Position>, StoreError> {
+    let Some(position) = durable.progress().rewind else {
+        return Ok(None);
+    };
+    // Set again now that no save of the old position can follow: one that was under way
+    // when `replay` set it may have landed after it.
+    durable
+        .backing
+        .store
+        .reset_checkpoint(&durable.name, position)
+        .await?;
+    let mut progress = durable.progress();
+    // A later replay asked meanwhile is taken on the next turn.
+    if progress.rewind == Some(position) {
+        progress.rewind = None;
     }
-    loop {
-        let appended = backing.appended.notified();
-        tokio::pin!(appended);
-        appended.as_mut().enable();
-        if *stop.borrow() {
-            return;
-        }
-        let replay_until = {
-            let mut progress = durable.progress();
-            if let Some(position) = progress.rewind.take() {
-                after = position;
-                progress.read_up_to = position;
-                progress.saved = position;
-            }
-            progress.replay_until
-        };
-        let batch = match store.read(after, BATCH).await {
-            Ok(batch) => batch,
-            Err(error) => {
-                tracing::warn!(%error, subscription = %durable.name, "store not readable, retrying");
-                if sleep_or_stop(backing.poll_interval, &mut stop).await {
-                    return;
-                }
-                continue;
-            }
-        };
-        if batch.is_empty() {
-            durable.save_checkpoint().await;
-            tokio::select! {
-                () = &mut appended => {}
-                () = tokio::time::sleep(backing.poll_interval) => {}
-                _ = stop.changed() => {}
-            }
+    progress.read_up_to = position;
+    progress.saved = position;
+    Ok(Some(position))
+}
+
+/// The head, then a batch after `after`. The head is taken first: when the batch is empty,
+/// every position up to it was read or pruned, and the pump has caught up with it.
+async fn read_after(
+    store: &dyn Store,
+    after: Position,
+) -> Result<(Position, Vec<StoredEvent>), StoreError> {
+    let head = store.head().await?;
+    Ok((head, store.read(after, BATCH).await?))
+}
+
+/// Sends a batch to the subscription's lanes, waiting for room; returns the last position
+/// read, or `None` when the lanes are closed (shutdown).
+async fn dispatch(
+    durable: &Durable,
+    route: &Route,
+    shared: &Shared,
+    batch: Vec<StoredEvent>,
+) -> Option<Position> {
+    let replay_until = durable.progress().replay_until;
+    let mut last = None;
+    for event in batch {
+        let position = event.position;
+        last = Some(position);
+        if !route.matcher.matches(&event.envelope.event_type) {
+            durable.progress().read_up_to = position;
             continue;
         }
-        for event in batch {
-            let position = event.position;
-            after = position;
-            if !route.matcher.matches(&event.envelope.event_type) {
-                durable.progress().read_up_to = position;
-                continue;
-            }
-            let Some(lane) = route.lane(&event.envelope) else {
-                return;
-            };
-            // Counted before the pump says it read this far, for `shutdown`'s check.
-            shared.metrics.in_flight.fetch_add(1, Relaxed);
-            {
-                let mut progress = durable.progress();
-                progress.in_flight.insert(position);
-                progress.read_up_to = position;
-            }
-            let delivery = Delivery {
-                envelope: Arc::new(event.envelope),
-                position: Some(position),
-                replay: position <= replay_until,
-                redelivers: None,
-            };
-            if lane.send(delivery).await.is_err() {
-                shared.finished();
-                return;
-            }
+        let lane = route.lane(&event.envelope)?;
+        // Counted before the pump says it read this far, for `shutdown`'s check.
+        shared.metrics.in_flight.fetch_add(1, Relaxed);
+        durable.progress().dispatched(position);
+        let delivery = Delivery {
+            envelope: Arc::new(event.envelope),
+            position: Some(position),
+            replay: position <= replay_until,
+            redelivers: None,
+        };
+        if lane.send(delivery).await.is_err() {
+            shared.finished();
+            return None;
         }
-        durable.save_checkpoint().await;
     }
+    last
 }
 
 /// Sleeps, or returns true early when asked to stop.

@@ -181,6 +181,10 @@ impl EventBusBuilder {
     /// it resumes where it left off; each handled event is claimed in the subscription's
     /// inbox, so an event read again is not handled again; dead letters are stored.
     ///
+    /// A subscription name is one consumer: run it in one process at a time. Several
+    /// processes may publish to the same store, and each may have subscriptions of its own;
+    /// two running the same subscription name would both handle its events.
+    ///
     /// ```
     /// # #[cfg(feature = "sqlite")]
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {

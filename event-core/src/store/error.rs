@@ -126,6 +126,16 @@ pub enum StoreError {
         #[source]
         source: Arc<serde_json::Error>,
     },
+    /// The event would not read back the same: a time outside years 0 to 9999 (RFC 3339
+    /// has no room for it), or a NUL character in its type or partition key. Nothing was
+    /// written.
+    #[error("event {id} cannot be stored: {reason}")]
+    Unstorable {
+        /// The event's id.
+        id: Uuid,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// An envelope to append does not serialize as JSON. Nothing was appended.
     #[error("event {id} does not serialize as JSON; nothing was appended")]
     Encode {

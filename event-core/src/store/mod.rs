@@ -275,6 +275,7 @@ impl Encoded {
         events
             .iter()
             .map(|envelope| {
+                storable(envelope)?;
                 Ok(Encoded {
                     id: envelope.id,
                     event_type: envelope.event_type.clone(),
@@ -283,6 +284,31 @@ impl Encoded {
                 })
             })
             .collect()
+    }
+}
+
+/// Refuses what would be stored but not read back: every later read of the batch holding it
+/// would fail, and with it every subscription behind it.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+fn storable(envelope: &RawEnvelope) -> Result<(), StoreError> {
+    use chrono::Datelike;
+    let reason = if !(0..=9999).contains(&envelope.occurred_at.year()) {
+        Some("its time is outside the years 0 to 9999")
+    } else if envelope.event_type.contains('\0')
+        || envelope
+            .partition_key()
+            .is_some_and(|key| key.contains('\0'))
+    {
+        Some("its type or partition key holds a NUL character")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(StoreError::Unstorable {
+            id: envelope.id,
+            reason,
+        }),
+        None => Ok(()),
     }
 }
 

@@ -610,7 +610,7 @@ async fn commit_batch(
 ) -> Result<Vec<(Vec<Position>, u64)>, tokio_postgres::Error> {
     let all: Vec<&Encoded> = batch.iter().flat_map(|request| &request.events).collect();
     let committed = futures_util::future::try_join(
-        client.batch_execute("BEGIN"),
+        client.batch_execute("BEGIN ISOLATION LEVEL READ COMMITTED"),
         queries::insert_events(client, statements, &all, client.batch_execute("COMMIT")),
     )
     .await;
