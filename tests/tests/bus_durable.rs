@@ -624,3 +624,37 @@ async fn a_replay_asked_during_a_read_is_not_undone_by_the_pump() {
         "15 first deliveries and a full replay"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_damaged_by_hand_holds_its_subscription_but_not_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    {
+        let bus = durable_bus(&path);
+        for n in 1..=3 {
+            bus.publish(level(n)).await.unwrap();
+        }
+        bus.shutdown().await;
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    store
+        .connection()
+        .unwrap()
+        .execute(
+            "UPDATE event_store_events SET envelope = '{' WHERE position = 2",
+            [],
+        )
+        .unwrap();
+
+    let bus = durable_bus(&path);
+    let billing = recording(&bus, "billing");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::timeout(Duration::from_secs(10), bus.shutdown())
+        .await
+        .expect("shutdown returns");
+    // Nothing is skipped: the subscription stops before the damaged event, and its
+    // checkpoint with it, until the row is repaired.
+    assert!(taken(&billing).len() <= 1, "{:?}", taken(&billing));
+    assert!(store.checkpoint("billing").await.unwrap() <= 1);
+    assert_eq!(store.head().await.unwrap(), 3);
+}

@@ -49,6 +49,8 @@ struct Progress {
     replay_until: Position,
     /// A replay asked for: read again after this position.
     rewind: Option<Position>,
+    /// The last attempt to read the store failed (a lost database, a damaged row).
+    stalled: bool,
 }
 
 impl Progress {
@@ -92,6 +94,15 @@ impl Durable {
     pub(crate) fn caught_up(&self, head: Position) -> bool {
         let progress = self.progress();
         progress.started && progress.read_up_to >= head
+    }
+
+    /// The pump cannot read the store: its last attempt failed.
+    pub(crate) fn stalled(&self) -> bool {
+        self.progress().stalled
+    }
+
+    fn set_stalled(&self, stalled: bool) {
+        self.progress().stalled = stalled;
     }
 
     /// Reads again after `position`; events already handled are handled again.
@@ -225,6 +236,7 @@ pub(crate) async fn pump(
             }
             Err(error) => Err(error),
         };
+        durable.set_stalled(read.is_err());
         let (head, batch) = match read {
             Ok(read) => read,
             Err(error) => {
@@ -270,6 +282,7 @@ async fn start(durable: &Durable, stop: &mut watch::Receiver<bool>) -> Option<Po
                 .map(|()| position),
             Err(error) => Err(error),
         };
+        durable.set_stalled(loaded.is_err());
         match loaded {
             Ok(position) => break position,
             Err(error) => {

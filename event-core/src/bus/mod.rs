@@ -901,16 +901,37 @@ impl EventBus {
                     return self.inner.shared.wait_idle().await;
                 }
             };
-            while !self
-                .durable_routes()
-                .iter()
-                .all(|durable| durable.caught_up(head))
-            {
+            loop {
+                let behind: Vec<Arc<Durable>> = self
+                    .durable_routes()
+                    .into_iter()
+                    .filter(|durable| !durable.caught_up(head))
+                    .collect();
+                if behind.is_empty() {
+                    break;
+                }
+                // A subscription that cannot read the store (a lost database, a damaged
+                // row) would keep shutdown waiting for ever: what it has not read stays
+                // stored, for its next start.
+                if behind.iter().all(|durable| durable.stalled()) {
+                    for durable in &behind {
+                        tracing::error!(
+                            subscription = %durable.name,
+                            "cannot read the store; shutting down without draining it: \
+                             its unread events stay stored"
+                        );
+                    }
+                    break;
+                }
                 backing.appended.notify_waiters();
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
             self.inner.shared.wait_idle().await;
-            if matches!(backing.store.head().await, Ok(now) if now == head) {
+            let stalled = self
+                .durable_routes()
+                .iter()
+                .any(|durable| durable.stalled());
+            if stalled || matches!(backing.store.head().await, Ok(now) if now == head) {
                 return;
             }
         }
