@@ -90,10 +90,10 @@ impl Durable {
         self.progress.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The pump has read everything up to `head`.
+    /// The pump has read everything up to `head`, and has no replay left to start.
     pub(crate) fn caught_up(&self, head: Position) -> bool {
         let progress = self.progress();
-        progress.started && progress.read_up_to >= head
+        progress.started && progress.rewind.is_none() && progress.read_up_to >= head
     }
 
     /// The pump cannot read the store: its last attempt failed.
