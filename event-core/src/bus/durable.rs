@@ -237,7 +237,7 @@ pub(crate) async fn pump(
             Err(error) => Err(error),
         };
         durable.set_stalled(read.is_err());
-        let (head, batch) = match read {
+        let (batch, head) = match read {
             Ok(read) => read,
             Err(error) => {
                 tracing::warn!(%error, subscription = %durable.name, "store not readable, retrying");
@@ -248,7 +248,7 @@ pub(crate) async fn pump(
             }
         };
         if batch.is_empty() {
-            if head > after {
+            if let Some(head) = head.filter(|&head| head > after) {
                 // Pruned: nothing left to read up to the head.
                 after = head;
                 let mut progress = durable.progress();
@@ -322,14 +322,19 @@ async fn take_rewind(durable: &Durable) -> Result<Option<Position>, StoreError> 
     Ok(Some(position))
 }
 
-/// The head, then a batch after `after`. The head is taken first: when the batch is empty,
-/// every position up to it was read or pruned, and the pump has caught up with it.
+/// A batch after `after`; when there is none, the head too, read between two reads: a
+/// second empty read then means every position up to the head was read or pruned, and the
+/// pump has caught up with it. Busy pumps pay one query a batch, idle ones three a poll.
 async fn read_after(
     store: &dyn Store,
     after: Position,
-) -> Result<(Position, Vec<StoredEvent>), StoreError> {
+) -> Result<(Vec<StoredEvent>, Option<Position>), StoreError> {
+    let batch = store.read(after, BATCH).await?;
+    if !batch.is_empty() {
+        return Ok((batch, None));
+    }
     let head = store.head().await?;
-    Ok((head, store.read(after, BATCH).await?))
+    Ok((store.read(after, BATCH).await?, Some(head)))
 }
 
 /// Sends a batch to the subscription's lanes, waiting for room; returns the last position
