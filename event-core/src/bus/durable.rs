@@ -151,33 +151,23 @@ impl Durable {
     /// Writes the inbox claim of a handled event, retrying a failing store a few times. A
     /// claim that cannot be written means the event may be handled again after a restart.
     async fn claim(&self, delivery: &Delivery) {
-        let store = &self.backing.store;
-        for attempt in 1..=STORE_ATTEMPTS {
-            match store.claim(&self.name, delivery.envelope.id).await {
-                Ok(_) => return,
-                Err(error) if attempt == STORE_ATTEMPTS => {
-                    tracing::error!(%error, "inbox claim not written: the event may be handled again");
-                }
-                Err(_) => tokio::time::sleep(backoff(attempt)).await,
-            }
+        let id = delivery.envelope.id;
+        if let Err(error) = with_retries(|| self.backing.store.claim(&self.name, id)).await {
+            tracing::error!(%error, "inbox claim not written: the event may be handled again");
         }
     }
 
     /// Stores a dead letter; if the store keeps failing, keeps it in memory and says so by
     /// returning false.
     async fn keep(&self, shared: &Shared, letter: DeadLetter) -> bool {
-        let store = &self.backing.store;
-        for attempt in 1..=STORE_ATTEMPTS {
-            match store.put_dead_letter(&letter).await {
-                Ok(_) => return true,
-                Err(error) if attempt == STORE_ATTEMPTS => {
-                    tracing::error!(%error, "dead letter not stored: kept in memory until restart");
-                }
-                Err(_) => tokio::time::sleep(backoff(attempt)).await,
+        match with_retries(|| self.backing.store.put_dead_letter(&letter)).await {
+            Ok(_) => true,
+            Err(error) => {
+                tracing::error!(%error, "dead letter not stored: kept in memory until restart");
+                shared.dead_letter(letter);
+                false
             }
         }
-        shared.dead_letter(letter);
-        false
     }
 
     /// Writes the checkpoint if it moved. Not while a replay waits to be taken: that
@@ -207,8 +197,22 @@ impl Durable {
     }
 }
 
-fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis(10 << attempt.min(6))
+/// Runs a store write up to `STORE_ATTEMPTS` times, backing off between attempts; the last
+/// error when none succeeded.
+async fn with_retries<T, F>(mut write: impl FnMut() -> F) -> Result<T, StoreError>
+where
+    F: Future<Output = Result<T, StoreError>>,
+{
+    let mut attempt = 1;
+    loop {
+        match write().await {
+            Err(_) if attempt < STORE_ATTEMPTS => {
+                tokio::time::sleep(Duration::from_millis(10 << attempt.min(6))).await;
+                attempt += 1;
+            }
+            result => return result,
+        }
+    }
 }
 
 /// Feeds a subscription's lanes from the store, from its checkpoint on, until `stop`.
