@@ -7,7 +7,7 @@
 //! # use schemars::JsonSchema;
 //! # use serde::{Deserialize, Serialize};
 //! /// A customer placed an order.
-//! #[derive(Serialize, Deserialize, JsonSchema, DomainEvent)]
+//! #[derive(Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
 //! #[event(name = "order.created", source = "orders-service", aggregate = "order")]
 //! struct OrderCreated {
 //!     #[event(partition_key)]

@@ -24,7 +24,7 @@ pub const FORMAT: u32 = 1;
 /// # use schemars::JsonSchema;
 /// # use serde::{Deserialize, Serialize};
 /// /// An order was paid.
-/// #[derive(Serialize, Deserialize, JsonSchema, DomainEvent)]
+/// #[derive(Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
 /// #[event(name = "order.paid", source = "payments", aggregate = "order")]
 /// struct OrderPaid {
 ///     #[event(partition_key)]

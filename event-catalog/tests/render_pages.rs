@@ -10,7 +10,7 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// How a parcel travels.
-#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 enum Speed {
     /// Next day.
@@ -20,7 +20,7 @@ enum Speed {
 }
 
 /// A tree of categories: recursive.
-#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 struct Category {
     /// The category's name.
     name: String,
@@ -31,7 +31,7 @@ struct Category {
 }
 
 /// A line of the parcel.
-#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 struct Line {
     /// The product.
     sku: String,
@@ -40,7 +40,7 @@ struct Line {
 }
 
 /// A payment method with data: an internally tagged enum.
-#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 enum Tender {
     /// Paid by card.
@@ -55,7 +55,7 @@ enum Tender {
 /// A parcel was shipped.
 ///
 /// It left the warehouse.
-#[derive(Debug, Serialize, Deserialize, JsonSchema, DomainEvent)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
 #[event(
     name = "parcel.shipped",
     version = 2,
@@ -88,7 +88,7 @@ struct ParcelShipped {
 }
 
 /// A parcel was lost.
-#[derive(Debug, Serialize, Deserialize, JsonSchema, DomainEvent)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
 #[event(name = "parcel.lost", deprecated = "use parcel.missing")]
 #[serde(deny_unknown_fields)]
 struct ParcelLost {

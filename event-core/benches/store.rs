@@ -75,11 +75,11 @@ fn envelope(n: u64) -> RawEnvelope {
     meta.insert(PARTITION_KEY.to_owned(), format!("o-{}", n % 64).into());
     Envelope {
         id: Uuid::now_v7(),
-        event_type: "order.created".to_owned(),
+        event_type: "order.created".into(),
         version: 1,
         occurred_at: Utc::now().trunc_subsecs(3),
-        source: Some("orders-service".to_owned()),
-        correlation_id: Some(format!("c-{n}")),
+        source: Some("orders-service".into()),
+        correlation_id: Some(format!("c-{n}").into()),
         causation_id: None,
         trace_id: None,
         payload: RawValue::from_string(format!(
@@ -141,7 +141,7 @@ fn raw_append(conn: &Connection, events: &[RawEnvelope]) -> Duration {
         .unwrap()
         .execute(params![
             event.id.to_string(),
-            event.event_type,
+            event.event_type.as_str(),
             event.partition_key(),
             Utc::now().timestamp_millis(),
             json

@@ -4,11 +4,12 @@ use schemars::generate::SchemaSettings;
 use schemars::{JsonSchema, Schema};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::any::Any;
 use std::fmt;
 
 /// A domain event: a fact with a stable name, a schema version and a JSON Schema.
 ///
-/// Implement it with `#[derive(DomainEvent)]`, which also registers the event so that
+/// Implement it with `#[derive(Clone, DomainEvent)]`, which also registers the event so that
 /// [`registry()`](crate::registry()) and the catalog find it.
 ///
 /// ```
@@ -34,9 +35,11 @@ use std::fmt;
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a domain event",
     label = "not a domain event",
-    note = "add `#[derive(Serialize, Deserialize, JsonSchema, DomainEvent)]` to `{Self}`"
+    note = "add `#[derive(Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]` to `{Self}`"
 )]
-pub trait DomainEvent: Serialize + DeserializeOwned + JsonSchema + Send + Sync + 'static {
+pub trait DomainEvent:
+    Serialize + DeserializeOwned + JsonSchema + Clone + Send + Sync + 'static
+{
     /// The event type, like `order.created`.
     const NAME: &'static str;
     /// The schema version, from 1; bumped only for breaking payload changes.
@@ -54,12 +57,31 @@ pub trait DomainEvent: Serialize + DeserializeOwned + JsonSchema + Send + Sync +
     /// Not public API: decodes a payload written at `version`, this event's or an older one
     /// reached through `previous`, upcasting it step by step. `None` when no version of the
     /// chain is `version`. The derive overrides it for events with a `previous` version.
+    ///
+    /// Without `previous`, a version below this one is read through the raw upcasters
+    /// registered for it ([`raw_upcaster!`](crate::raw_upcaster)), when they reach this
+    /// version.
     #[doc(hidden)]
     fn __decode_at(version: u32, payload: &str) -> Option<Result<Self, serde_json::Error>>
     where
         Self: Sized,
     {
-        (version == Self::VERSION).then(|| serde_json::from_str(payload))
+        if version == Self::VERSION {
+            return Some(serde_json::from_str(payload));
+        }
+        crate::upcast::upcast_raw(Self::NAME, version, Self::VERSION, payload)
+            .map(|value| value.and_then(serde_json::from_value))
+    }
+
+    /// Not public API: the event held by `event` as this type, cloned, when it is this type
+    /// or an older version of it reached through `previous` (then upcast). `None` otherwise.
+    /// The derive overrides it for events with a `previous` version.
+    #[doc(hidden)]
+    fn __from_any(event: &dyn Any) -> Option<Self>
+    where
+        Self: Sized,
+    {
+        event.downcast_ref::<Self>().cloned()
     }
 }
 
@@ -71,7 +93,7 @@ pub trait DomainEvent: Serialize + DeserializeOwned + JsonSchema + Send + Sync +
 /// # use schemars::JsonSchema;
 /// # use serde::{Deserialize, Serialize};
 /// /// An invoice went unpaid past its due date.
-/// #[derive(Serialize, Deserialize, JsonSchema, DomainEvent)]
+/// #[derive(Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
 /// #[event(name = "invoice.overdue", source = "billing", aggregate = "invoice")]
 /// struct InvoiceOverdue {
 ///     #[event(partition_key)]
@@ -205,7 +227,7 @@ impl EventDescriptor {
     /// # use event_core::DomainEvent;
     /// # use schemars::{JsonSchema, generate::SchemaSettings};
     /// # use serde::{Deserialize, Serialize};
-    /// #[derive(Serialize, Deserialize, JsonSchema, DomainEvent)]
+    /// #[derive(Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
     /// #[event(version = 1)]
     /// struct OrderPlaced { order_id: String }
     ///

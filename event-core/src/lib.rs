@@ -64,7 +64,7 @@
 //!
 //! # Feature flags
 //!
-//! - `derive` (default): re-exports `#[derive(DomainEvent)]` and `#[derive(EventUnion)]`.
+//! - `derive` (default): re-exports `#[derive(Clone, DomainEvent)]` and `#[derive(EventUnion)]`.
 //! - `sqlite`: `store::SqliteStore`, a durable store in one SQLite file (SQLite is compiled
 //!   in; no system library needed).
 //! - `postgres`: `store::PostgresStore`, a durable store in a PostgreSQL database.
@@ -81,13 +81,14 @@
 #![warn(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
 
-mod bus;
+pub(crate) mod bus;
 mod envelope;
 mod event;
 mod registry;
 pub mod store;
 pub mod testing;
 mod union;
+mod upcast;
 
 #[doc(hidden)]
 #[path = "private.rs"]
@@ -99,12 +100,14 @@ pub use bus::{
     SubscriptionOptions, WaitError,
 };
 pub use envelope::{
-    ACTOR_ID, CloudEventError, Envelope, Meta, PARTITION_KEY, RawEnvelope, TENANT_ID,
-    UNKNOWN_SOURCE,
+    ACTOR_ID, CloudEventError, DEPTH, Envelope, Meta, PARTITION_KEY, RawEnvelope, TENANT_ID,
+    UNKNOWN_SOURCE, dataschema,
 };
+pub use smol_str::SmolStr;
 pub use event::{DomainEvent, EventDescriptor};
 pub use registry::{BrokenChain, DuplicateEvent, Registry, RegistryError, register, registry};
 pub use union::{DecodeError, EventUnion, consumers_of};
+pub use upcast::{RawUpcaster, UpcastFn, raw_upcasters, register_raw_upcaster};
 
 #[cfg(feature = "derive")]
 #[doc = include_str!("derive_domain_event.md")]

@@ -4,6 +4,8 @@
 //!
 //! Not public API: anything here may change in any release.
 
+pub use core::any::Any;
+pub use core::clone::Clone;
 pub use core::convert::From;
 pub use core::option::Option::{self, None, Some};
 pub use core::primitive::{str, u32};

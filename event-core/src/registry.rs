@@ -26,7 +26,7 @@ static MANUAL: Mutex<Vec<fn() -> &'static EventDescriptor>> = Mutex::new(Vec::ne
 
 /// Every event linked into the binary, sorted by (name, version).
 ///
-/// Each `#[derive(DomainEvent)]` registers its event before `main` runs, not by a call.
+/// Each `#[derive(Clone, DomainEvent)]` registers its event before `main` runs, not by a call.
 /// Events registered with [`register`] are included too, once each.
 ///
 /// # Errors
@@ -51,7 +51,7 @@ static MANUAL: Mutex<Vec<fn() -> &'static EventDescriptor>> = Mutex::new(Vec::ne
 /// # use event_core::DomainEvent;
 /// # use schemars::JsonSchema;
 /// # use serde::{Deserialize, Serialize};
-/// #[derive(Serialize, Deserialize, JsonSchema, DomainEvent)]
+/// #[derive(Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
 /// struct OrderPaid { order_id: String }
 ///
 /// let registry = event_core::registry()?;
@@ -80,7 +80,7 @@ pub fn registry() -> Result<Registry, RegistryError> {
 /// # use event_core::DomainEvent;
 /// # use schemars::JsonSchema;
 /// # use serde::{Deserialize, Serialize};
-/// # #[derive(Serialize, Deserialize, JsonSchema, DomainEvent)]
+/// # #[derive(Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
 /// # struct GuildConnected { id: String }
 /// event_core::register::<GuildConnected>();
 /// assert!(event_core::registry()?.get("guild.connected", 1).is_some());

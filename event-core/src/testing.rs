@@ -1,6 +1,6 @@
 //! Given / when / then for handlers: test what a handler publishes, without sleeps.
 
-use crate::bus::{EventBus, HandlerError, PublishContext, PublishError};
+use crate::bus::{Event, EventBus, HandlerError, PublishContext, PublishError, published};
 use crate::envelope::{Envelope, RawEnvelope};
 use crate::event::DomainEvent;
 use std::fmt::Debug;
@@ -12,6 +12,14 @@ use std::future::Future;
 /// The handler runs directly, not through a queue, so the outcome is known when `when`
 /// returns: no sleeps, no polling. Events it publishes on [`bus`](Self::bus) carry the
 /// trigger's correlation id and have its id as causation id, as on a real subscription.
+///
+/// In one process a typed handler gets a clone of the event, not its JSON; another process
+/// gets the JSON. So that a test catches what the wire would change, every event the test
+/// records (given, under test, published) is written to JSON, read back and written again,
+/// and the test fails when the two JSON texts differ, naming the event and the JSON pointer
+/// (a `#[serde(skip_deserializing)]` field, a lossy `Serialize` or `Deserialize`);
+/// [`Outcome::assert_published`] also fails when an event reads back from its JSON as
+/// another value than the one published (a `#[serde(skip)]` field).
 ///
 /// ```
 /// use event_core::testing::HandlerTest;
@@ -72,9 +80,17 @@ impl HandlerTest {
     /// # Errors
     ///
     /// As [`EventBus::publish`].
+    ///
+    /// # Panics
+    ///
+    /// When an event published changes on a JSON round trip.
     pub async fn given<E: DomainEvent>(&mut self, event: E) -> Result<Envelope<E>, PublishError> {
         let envelope = self.bus.publish(event).await?;
-        self.given = self.bus.recorded().len();
+        let recorded = self.bus.recorded();
+        for event in &recorded[self.given..] {
+            assert_round_trips(event);
+        }
+        self.given = recorded.len();
         Ok(envelope)
     }
 
@@ -83,7 +99,8 @@ impl HandlerTest {
     ///
     /// # Panics
     ///
-    /// If `event` does not serialize: a broken test fixture.
+    /// If `event` does not serialize (a broken test fixture), or when it or an event the
+    /// handler published changes on a JSON round trip.
     pub async fn when<E, F, Fut>(&self, event: E, handler: F) -> Outcome
     where
         E: DomainEvent,
@@ -94,18 +111,46 @@ impl HandlerTest {
         PublishContext::new()
             .correlation_id(&self.correlation_id)
             .apply(&mut envelope);
-        let trigger = envelope.to_raw().expect("the event under test serializes");
+        let trigger_event = published::typed(&envelope);
+        assert_round_trips(&trigger_event);
+        let trigger = (**raw_of(&trigger_event)).clone();
         let before = self.bus.recorded().len().max(self.given);
         let result = self.bus.run_handler(&trigger, handler(envelope)).await;
-        let published = self.bus.recorded()[before..]
-            .iter()
-            .map(|raw| (**raw).clone())
-            .collect();
+        let events: Vec<Event> = self.bus.recorded()[before..].to_vec();
+        for event in &events {
+            assert_round_trips(event);
+        }
+        let published = events.iter().map(|event| (**raw_of(event)).clone()).collect();
         Outcome {
             trigger,
             result,
             published,
+            events,
         }
+    }
+}
+
+/// Fails the test when `event` changes on a JSON round trip.
+#[track_caller]
+fn assert_round_trips(event: &Event) {
+    if let Err(difference) = event.round_trip() {
+        let header = event.header();
+        panic!(
+            "`{}` version {} (id {}) {difference}",
+            header.event_type, header.version, header.id
+        );
+    }
+}
+
+/// The event's JSON; the test fails when it has none.
+#[track_caller]
+fn raw_of(event: &Event) -> &std::sync::Arc<RawEnvelope> {
+    match event.raw() {
+        Ok(raw) => raw,
+        Err(error) => panic!(
+            "`{}` does not serialize: {error}",
+            event.header().event_type
+        ),
     }
 }
 
@@ -119,6 +164,8 @@ pub struct Outcome {
     pub result: Result<(), HandlerError>,
     /// What it published, in order.
     pub published: Vec<RawEnvelope>,
+    /// The same, as published in this process.
+    events: Vec<Event>,
 }
 
 impl Outcome {
@@ -144,6 +191,19 @@ impl Outcome {
                 Err(error) => panic!("a published `{}` does not decode: {error}", E::NAME),
             })
             .collect();
+        // What a handler in this process gets against what one in another process gets.
+        for (i, (event, read_back)) in self.events.iter().zip(&payloads).enumerate() {
+            if let Some(in_process) = event.payload().and_then(|p| p.downcast_ref::<E>()) {
+                assert!(
+                    in_process == read_back,
+                    "published `{}` #{i} reads back from its JSON as another value: in this \
+                     process {in_process:?}, from its JSON {read_back:?} (a `#[serde(skip)]` \
+                     field or a lossy Serialize/Deserialize: a handler in another process \
+                     would not see what one in this process sees)",
+                    E::NAME
+                );
+            }
+        }
         assert_eq!(payloads, expected, "published payloads differ");
         self.assert_caused_by_trigger();
     }
@@ -201,7 +261,7 @@ impl Outcome {
             );
             assert_eq!(
                 event.causation_id,
-                Some(self.trigger.id.to_string()),
+                Some(self.trigger.id.to_string().into()),
                 "`{}` does not name the trigger as its cause",
                 event.event_type
             );

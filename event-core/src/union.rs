@@ -25,6 +25,16 @@ pub trait EventUnion: Sized + Send + Sync + 'static {
     /// [`DecodeError::Payload`] when the JSON does not deserialize into the variant's type.
     fn decode_payload(event_type: &str, version: u32, payload: &str) -> Result<Self, DecodeError>;
 
+    /// Not public API: the event `event` (published in this process as `event_type` at
+    /// `version`) as the matching variant, cloned, and upcast through the typed `previous`
+    /// chain where the union names a newer version: no JSON. `None` when no variant takes it
+    /// as it is typed, and the bus then decodes its JSON. The derive implements it.
+    #[doc(hidden)]
+    fn __from_event(event: &dyn std::any::Any, event_type: &str, version: u32) -> Option<Self> {
+        let _ = (event, event_type, version);
+        None
+    }
+
     /// The (name, version) of the event the value holds.
     fn event(&self) -> (&'static str, u32);
 
@@ -57,6 +67,12 @@ impl<E: DomainEvent> EventUnion for E {
                 version,
             )),
         }
+    }
+
+    fn __from_event(event: &dyn std::any::Any, event_type: &str, version: u32) -> Option<Self> {
+        (event_type == E::NAME && version <= E::VERSION)
+            .then(|| E::__from_any(event))
+            .flatten()
     }
 
     fn event(&self) -> (&'static str, u32) {

@@ -71,11 +71,11 @@ fn envelope(n: u64) -> RawEnvelope {
     meta.insert(PARTITION_KEY.to_owned(), format!("o-{}", n % 64).into());
     Envelope {
         id: Uuid::now_v7(),
-        event_type: "order.created".to_owned(),
+        event_type: "order.created".into(),
         version: 1,
         occurred_at: Utc::now().trunc_subsecs(3),
-        source: Some("orders-service".to_owned()),
-        correlation_id: Some(format!("c-{n}")),
+        source: Some("orders-service".into()),
+        correlation_id: Some(format!("c-{n}").into()),
         causation_id: None,
         trace_id: None,
         payload: RawValue::from_string(format!(
@@ -163,7 +163,7 @@ async fn raw_append(client: &mut Client, insert: &Statement, events: &[RawEnvelo
         let tx = client.transaction().await.unwrap();
         tx.execute(
             insert,
-            &[&event.id, &event.event_type, &event.partition_key(), &json],
+            &[&event.id, &event.event_type.as_str(), &event.partition_key(), &json],
         )
         .await
         .unwrap();

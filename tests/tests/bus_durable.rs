@@ -658,3 +658,105 @@ async fn a_row_damaged_by_hand_holds_its_subscription_but_not_shutdown() {
     assert!(store.checkpoint("billing").await.unwrap() <= 1);
     assert_eq!(store.head().await.unwrap(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_loop_guard_stops_a_handler_republishing_what_it_consumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = EventBus::builder()
+        .store(SqliteStore::open(dir.path().join("events.db")).unwrap())
+        .poll_interval(Duration::from_millis(20))
+        .max_causation_depth(5)
+        .build();
+    let b = bus.clone();
+    bus.subscribe_event::<LevelCompleted, _, _>("replay-forever", move |env| {
+        let b = b.clone();
+        async move {
+            b.publish(env.payload).await?;
+            Ok(())
+        }
+    })
+    .unwrap();
+    bus.publish(level(1)).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(20), bus.shutdown())
+        .await
+        .expect("the loop stops");
+    let dead = bus.dead_letters().await;
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert!(dead[0].last_error.contains("event loop"), "{}", dead[0].last_error);
+    assert_eq!(dead[0].envelope.meta.depth(), 5);
+    let stored = SqliteStore::open(dir.path().join("events.db")).unwrap();
+    assert_eq!(stored.head().await.unwrap(), 6, "depths 0 to 5 stored, 6 refused");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversize_event_is_refused_at_publish_and_not_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = EventBus::builder()
+        .store(SqliteStore::open(dir.path().join("events.db")).unwrap())
+        .max_payload_bytes(64)
+        .build();
+    let error = bus
+        .publish(LevelCompleted {
+            player: "p".repeat(100),
+            level: 1,
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(error, PublishError::TooLarge { limit: 64, .. }), "{error}");
+    bus.publish(level(2)).await.expect("a small one goes through");
+    bus.shutdown().await;
+    let stored = SqliteStore::open(dir.path().join("events.db")).unwrap();
+    assert_eq!(stored.head().await.unwrap(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ordered_dead_letters_hold_their_key_back_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.db");
+    let options = SubscriptionOptions::new()
+        .ordered_dead_letters()
+        .retry(RetryPolicy::never());
+    let subscribe = |bus: &EventBus, fail: bool| {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&seen);
+        bus.subscribe_with::<LevelCompleted, _, _>("scores", &options, move |env| {
+            let result = if fail && env.payload.level == 3 {
+                Err(HandlerError::permanent("scoreboard down"))
+            } else {
+                sink.lock().unwrap().push(env.payload.level);
+                Ok(())
+            };
+            async move { result }
+        })
+        .unwrap();
+        seen
+    };
+
+    // Player p-0 has levels 3, 6, 9; level 3 fails, so 6 and 9 wait behind it.
+    let bus = durable_bus(&path);
+    let seen = subscribe(&bus, true);
+    for n in 1..=9 {
+        bus.publish(level(n)).await.unwrap();
+    }
+    bus.shutdown().await;
+    assert_eq!(taken(&seen), [1, 2, 4, 5, 7, 8]);
+
+    let bus = durable_bus(&path);
+    let seen = subscribe(&bus, false);
+    let mut dead = Vec::new();
+    for _ in 0..500 {
+        dead = bus.dead_letters().await;
+        if dead.first().is_some_and(|d| d.held_back == 2) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].held_back, 2, "held back again after the restart");
+    assert!(taken(&seen).is_empty(), "nothing handled twice, nothing passed the letter");
+    bus.redeliver(&dead[0]).await.unwrap();
+    bus.publish(level(12)).await.unwrap();
+    bus.shutdown().await;
+    assert_eq!(taken(&seen), [3, 6, 9, 12]);
+    assert!(durable_bus(&path).dead_letters().await.is_empty());
+}

@@ -403,7 +403,7 @@ async fn wait_for_finds_the_reply_or_times_out() {
         .unwrap();
     assert_eq!(reply.payload.order_id, "o-1");
     assert_eq!(reply.correlation_id.as_deref(), Some("c-1"));
-    assert_eq!(reply.causation_id, Some(request.id.to_string()));
+    assert_eq!(reply.causation_id, Some(request.id.to_string().into()));
 
     let started = Instant::now();
     let err = bus
@@ -507,8 +507,8 @@ async fn handlers_carry_correlation_and_causation() {
         .tenant("acme")
         .actor("u-1");
     let first = bus.publish_with(ctx, created("o-1", 1)).await.unwrap();
-    assert_eq!(first.meta["tenant_id"], "acme");
-    assert_eq!(first.meta["actor_id"], "u-1");
+    assert_eq!(first.meta.tenant_id(), Some("acme"));
+    assert_eq!(first.meta.actor_id(), Some("u-1"));
     let outside = bus
         .publish(OrderPaid {
             order_id: "o-2".into(),
@@ -524,7 +524,7 @@ async fn handlers_carry_correlation_and_causation() {
     let paid = paid.lock().unwrap();
     let caused = paid.iter().find(|e| e.payload.order_id == "o-1").unwrap();
     assert_eq!(caused.correlation_id.as_deref(), Some("c-9"));
-    assert_eq!(caused.causation_id, Some(first.id.to_string()));
+    assert_eq!(caused.causation_id, Some(first.id.to_string().into()));
     assert_eq!(caused.trace_id.as_deref(), Some("t-9"));
 }
 

@@ -1,38 +1,38 @@
-//! Every legal edge of `#[derive(DomainEvent)]` compiles and records what it says.
+//! Every legal edge of `#[derive(Clone, DomainEvent)]` compiles and records what it says.
 
 use event_core::DomainEvent;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Digits and underscores are legal in segments.
-#[derive(Serialize, Deserialize, JsonSchema, DomainEvent)]
+#[derive(Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
 #[event(name = "s3.object_v2_put", source = "storage_2")]
 struct ObjectPut {
     key: String,
 }
 
 /// A `.vN` suffix equal to the version.
-#[derive(Serialize, Deserialize, JsonSchema, DomainEvent)]
+#[derive(Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
 #[event(name = "billing.invoice_issued.v2", version = 2)]
 struct InvoiceIssuedV2 {
     invoice_id: String,
 }
 
 /// Deprecated, with and without a reason.
-#[derive(Serialize, Deserialize, JsonSchema, DomainEvent)]
+#[derive(Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
 #[event(name = "legacy.sync_requested", deprecated = "use legacy.sync_started")]
 struct LegacySyncRequested {
     job_id: String,
 }
 
-#[derive(Serialize, Deserialize, JsonSchema, DomainEvent)]
+#[derive(Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
 #[event(deprecated)]
 struct LegacySyncCompleted {
     job_id: String,
 }
 
 /// A numeric partition key.
-#[derive(Serialize, Deserialize, JsonSchema, DomainEvent)]
+#[derive(Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
 struct GuildConnected {
     #[event(partition_key)]
     id: u64,
@@ -46,7 +46,7 @@ mod outer {
         use serde::{Deserialize, Serialize};
 
         /// Defined two modules down.
-        #[derive(Serialize, Deserialize, JsonSchema, DomainEvent)]
+        #[derive(Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
         pub(crate) struct ShipmentDrafted {
             pub(crate) shipment_id: String,
         }
@@ -56,7 +56,7 @@ mod outer {
 macro_rules! define_event {
     ($(#[$meta:meta])* $name:ident, $event:literal) => {
         $(#[$meta])*
-        #[derive(Serialize, Deserialize, JsonSchema, DomainEvent)]
+        #[derive(Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
         #[event(name = $event, aggregate = "automation")]
         struct $name {
             #[event(partition_key)]
@@ -72,7 +72,7 @@ define_event!(
 );
 
 /// Raw identifiers as field names.
-#[derive(Serialize, Deserialize, JsonSchema, DomainEvent)]
+#[derive(Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
 struct AiCallFailure {
     #[event(partition_key)]
     r#type: String,
@@ -81,7 +81,7 @@ struct AiCallFailure {
 }
 
 /// Serde renames are the JSON names the descriptor records.
-#[derive(Serialize, Deserialize, JsonSchema, DomainEvent)]
+#[derive(Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
 #[serde(rename_all = "camelCase")]
 struct AiBreakerOpen {
     #[event(partition_key)]
@@ -92,7 +92,7 @@ struct AiBreakerOpen {
 }
 
 /// An `Option` partition key.
-#[derive(Serialize, Deserialize, JsonSchema, DomainEvent)]
+#[derive(Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
 #[event(aggregate = "order", description = "Payment is being processed.")]
 struct PaymentProcessing {
     #[event(partition_key)]
@@ -100,7 +100,7 @@ struct PaymentProcessing {
 }
 
 #[doc = concat!("Built ", "from an expression.")]
-#[derive(Serialize, Deserialize, JsonSchema, DomainEvent)]
+#[derive(Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
 struct GuildDisconnected {
     id: u64,
 }
@@ -110,7 +110,7 @@ mod reexported {
     pub(crate) use event_core as events;
 }
 
-#[derive(Serialize, Deserialize, JsonSchema, DomainEvent)]
+#[derive(Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
 #[event(crate = "reexported::events")]
 struct InvoiceVoided {
     invoice_id: String,
@@ -118,7 +118,7 @@ struct InvoiceVoided {
 
 const LINE_BEFORE_LOCATED: u32 = line!();
 /// Its line is recorded.
-#[derive(Serialize, Deserialize, JsonSchema, DomainEvent)]
+#[derive(Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
 struct FulfillmentCreated {
     fulfillment_id: String,
 }

@@ -40,7 +40,7 @@ mod shadowing {
     }
 
     /// A customer placed an order.
-    #[derive(Debug, Serialize, Deserialize, JsonSchema, DomainEvent)]
+    #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
     #[event(source = "orders-service", aggregate = "order")]
     pub(crate) struct OrderCreated {
         #[event(partition_key)]
@@ -50,7 +50,7 @@ mod shadowing {
     }
 
     /// An order's payment failed.
-    #[derive(Debug, Serialize, Deserialize, JsonSchema, DomainEvent)]
+    #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
     pub(crate) struct OrderPaymentFailed {
         #[event(partition_key)]
         pub(crate) order_id: ::std::option::Option<u64>,

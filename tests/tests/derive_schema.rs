@@ -6,13 +6,13 @@ use schemars::{JsonSchema, schema_for};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
-#[derive(Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Serialize, Deserialize, JsonSchema)]
 struct Address {
     line1: String,
     postal_code: Option<String>,
 }
 
-#[derive(Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 enum Carrier {
     Dhl,
@@ -21,7 +21,7 @@ enum Carrier {
 }
 
 /// A shipment was drafted.
-#[derive(Serialize, Deserialize, JsonSchema, DomainEvent)]
+#[derive(Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
 #[serde(rename_all = "camelCase")]
 struct ShipmentDrafted {
     #[event(partition_key)]
@@ -36,25 +36,25 @@ struct ShipmentDrafted {
 }
 
 /// A category tree changed: the type refers to itself.
-#[derive(Serialize, Deserialize, JsonSchema, DomainEvent)]
+#[derive(Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
 struct CatalogTreeChanged {
     root: Node,
 }
 
-#[derive(Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Serialize, Deserialize, JsonSchema)]
 struct Node {
     name: String,
     children: Vec<Node>,
 }
 
 /// The event itself is recursive.
-#[derive(Serialize, Deserialize, JsonSchema, DomainEvent)]
+#[derive(Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
 struct ThreadReplied {
     text: String,
     parent: Option<Box<ThreadReplied>>,
 }
 
-#[derive(Serialize, Deserialize, JsonSchema, DomainEvent)]
+#[derive(Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
 #[schemars(rename = "InvoiceVoidedPayload", description = "Set by schemars.")]
 struct InvoiceVoided {
     invoice_id: String,

@@ -86,7 +86,7 @@ fn new_envelopes_get_time_ordered_v7_ids_and_millisecond_times() {
     assert_eq!(time.len(), "2026-11-23T10:00:00.123Z".len(), "{time}");
     assert!(time.ends_with('Z'), "{time}");
     assert_eq!(a.source.as_deref(), Some("orders-service"));
-    assert_eq!(a.meta["partition_key"], "o-1");
+    assert_eq!(a.meta.partition_key(), Some("o-1"));
 }
 
 #[test]
@@ -116,6 +116,7 @@ fn cloudevent_has_the_required_attributes_and_extensions() {
             "type": "order.created",
             "time": "2026-11-23T10:00:00.123Z",
             "datacontenttype": "application/json",
+            "dataschema": "urn:event:order.created:v1",
             "eventversion": 1,
             "correlationid": "c-1",
             "causationid": "0193a1b2-0000-7000-8000-000000000000",
@@ -151,6 +152,24 @@ fn cloudevent_without_source_says_unknown_and_reads_back_as_none() {
 }
 
 #[test]
+fn cloudevent_dataschema_is_the_catalog_schema_id_and_is_read_back() {
+    let ce = fixed().to_cloudevent().unwrap();
+    assert_eq!(ce["dataschema"], event_core::dataschema("order.created", 1));
+    assert_eq!(ce["dataschema"], "urn:event:order.created:v1");
+    // Without `eventversion`, the version comes from `dataschema`.
+    let mut v2 = ce.clone();
+    v2.as_object_mut().unwrap().remove("eventversion");
+    v2["dataschema"] = json!("urn:event:order.created:v2");
+    let raw = RawEnvelope::from_cloudevent_raw(v2).unwrap();
+    assert_eq!(raw.version, 2);
+    // Another producer's schema URI is nothing to check against.
+    let mut foreign = ce.clone();
+    foreign["dataschema"] = json!("https://schemas.example.com/order-created.json");
+    let back = Envelope::<OrderCreated>::from_cloudevent(foreign).unwrap();
+    assert_eq!(back, fixed());
+}
+
+#[test]
 fn cloudevent_errors_name_what_is_wrong() {
     let good = fixed().to_cloudevent().unwrap();
     let with = |key: &str, value: Option<Value>| {
@@ -178,8 +197,24 @@ fn cloudevent_errors_name_what_is_wrong() {
         ),
         (with("eventversion", Some(json!(0))), "`eventversion`"),
         (
-            with("type", Some(json!("order.paid"))),
+            {
+                let mut ce = with("type", Some(json!("order.paid")));
+                ce["dataschema"] = json!("urn:event:order.paid:v1");
+                ce
+            },
             "is `order.paid` version 1, expected `order.created`",
+        ),
+        (
+            with("type", Some(json!("order.paid"))),
+            "dataschema `urn:event:order.created:v1` does not match",
+        ),
+        (
+            with("dataschema", Some(json!("urn:event:order.created:v2"))),
+            "dataschema `urn:event:order.created:v2` does not match",
+        ),
+        (
+            with("dataschema", Some(json!(7))),
+            "`dataschema` is missing or not a string",
         ),
         (
             with("data", Some(json!({"order_id": 5}))),
@@ -191,8 +226,10 @@ fn cloudevent_errors_name_what_is_wrong() {
         let err = Envelope::<OrderCreated>::from_cloudevent(ce).unwrap_err();
         assert!(err.to_string().contains(expected), "{err} / {expected}");
     }
+    let mut v2 = with("eventversion", Some(json!(2)));
+    v2["dataschema"] = json!("urn:event:order.created:v2");
     assert!(matches!(
-        Envelope::<OrderCreated>::from_cloudevent(with("eventversion", Some(json!(2)))),
+        Envelope::<OrderCreated>::from_cloudevent(v2),
         Err(CloudEventError::WrongEvent {
             found_version: 2,
             ..

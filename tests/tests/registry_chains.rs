@@ -5,13 +5,13 @@ use event_core::{DomainEvent, Registry, RegistryError};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-#[derive(Serialize, Deserialize, JsonSchema, DomainEvent)]
+#[derive(Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
 #[event(name = "ticket.opened", version = 1)]
 struct TicketOpenedV1 {
     id: String,
 }
 
-#[derive(Serialize, Deserialize, JsonSchema, DomainEvent)]
+#[derive(Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
 #[event(name = "ticket.opened", version = 2, previous = TicketOpenedV1)]
 struct TicketOpenedV2 {
     id: String,
@@ -28,7 +28,7 @@ impl From<TicketOpenedV1> for TicketOpenedV2 {
 }
 
 /// Version 3, not linked to version 2.
-#[derive(Serialize, Deserialize, JsonSchema, DomainEvent)]
+#[derive(Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
 #[event(name = "ticket.opened", version = 3)]
 struct TicketOpenedV3 {
     id: String,

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 mod orders {
     use super::{Deserialize, DomainEvent, JsonSchema, Serialize};
 
-    #[derive(Serialize, Deserialize, JsonSchema, DomainEvent)]
+    #[derive(Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
     #[event(name = "order.created")]
     pub(crate) struct OrderCreated {
         pub(crate) order_id: String,
@@ -18,13 +18,13 @@ mod orders {
 mod billing {
     use super::{Deserialize, DomainEvent, JsonSchema, Serialize};
 
-    #[derive(Serialize, Deserialize, JsonSchema, DomainEvent)]
+    #[derive(Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
     pub(crate) struct OrderCreated {
         pub(crate) id: u64,
     }
 }
 
-#[derive(Serialize, Deserialize, JsonSchema, DomainEvent)]
+#[derive(Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
 struct OrderPaid {
     order_id: String,
 }

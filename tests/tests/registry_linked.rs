@@ -5,20 +5,20 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 // Declared out of order on purpose: the registry sorts by (name, version).
-#[derive(Serialize, Deserialize, JsonSchema, DomainEvent)]
+#[derive(Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
 #[event(name = "order.paid")]
 struct OrderPaid {
     order_id: String,
 }
 
-#[derive(Serialize, Deserialize, JsonSchema, DomainEvent)]
+#[derive(Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
 #[event(name = "order.created", version = 2, previous = OrderCreatedV1)]
 struct OrderCreated {
     order_id: String,
     total_cents: u64,
 }
 
-#[derive(Serialize, Deserialize, JsonSchema, DomainEvent)]
+#[derive(Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
 #[event(name = "order.created")]
 struct OrderCreatedV1 {
     order_id: String,
@@ -33,7 +33,7 @@ impl From<OrderCreatedV1> for OrderCreated {
     }
 }
 
-#[derive(Serialize, Deserialize, JsonSchema, DomainEvent)]
+#[derive(Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
 struct InvoiceIssued {
     invoice_id: String,
 }

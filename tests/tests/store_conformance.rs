@@ -272,11 +272,11 @@ fn event(partition_key: &str, event_type: &str, n: u32) -> RawEnvelope {
     meta.insert(PARTITION_KEY.to_owned(), partition_key.into());
     Envelope {
         id: Uuid::now_v7(),
-        event_type: event_type.to_owned(),
+        event_type: event_type.into(),
         version: 1,
         occurred_at: Utc::now().trunc_subsecs(3),
-        source: Some("tests".to_owned()),
-        correlation_id: Some(format!("c-{n}")),
+        source: Some("tests".into()),
+        correlation_id: Some(format!("c-{n}").into()),
         causation_id: None,
         trace_id: None,
         payload: RawValue::from_string(format!(r#"{{"n":{n},"key":"{partition_key}"}}"#)).unwrap(),

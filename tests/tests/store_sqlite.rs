@@ -16,7 +16,7 @@ fn event(n: u32, payload_bytes: usize) -> RawEnvelope {
     meta.insert(PARTITION_KEY.to_owned(), "o-1".into());
     Envelope {
         id: Uuid::now_v7(),
-        event_type: "order.created".to_owned(),
+        event_type: "order.created".into(),
         version: 1,
         occurred_at: Utc::now().trunc_subsecs(3),
         source: None,

@@ -54,7 +54,7 @@ async fn then_published_exactly_these_with_ids_carried() {
     assert_eq!(outcome.published.len(), 1);
     assert_eq!(
         outcome.published[0].causation_id,
-        Some(outcome.trigger.id.to_string())
+        Some(outcome.trigger.id.to_string().into())
     );
 }
 

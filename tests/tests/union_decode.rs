@@ -65,7 +65,7 @@ fn raw<E: DomainEvent>(event: E) -> RawEnvelope {
 /// `raw` with its `type`, `version` and payload replaced.
 fn raw_with(event_type: &str, version: u32, payload: &str) -> RawEnvelope {
     let mut raw = raw(created());
-    event_type.clone_into(&mut raw.event_type);
+    raw.event_type = event_type.into();
     raw.version = version;
     raw.payload = serde_json::value::RawValue::from_string(payload.to_owned()).unwrap();
     raw

@@ -42,7 +42,7 @@ mod shadowing {
     }
 
     /// A customer placed an order.
-    #[derive(Debug, Serialize, Deserialize, JsonSchema, DomainEvent)]
+    #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
     #[event(aggregate = "order")]
     pub(crate) struct OrderCreated {
         #[event(partition_key)]
@@ -50,7 +50,7 @@ mod shadowing {
     }
 
     /// An order was paid.
-    #[derive(Debug, Serialize, Deserialize, JsonSchema, DomainEvent)]
+    #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
     #[event(aggregate = "order")]
     pub(crate) struct OrderPaid {
         pub(crate) order_id: ::std::string::String,

@@ -2,7 +2,7 @@ use event_core::DomainEvent;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-#[derive(Serialize, Deserialize, JsonSchema, DomainEvent)]
+#[derive(Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
 struct OrderCreated {
     #[event(partition_key = true)]
     order_id: String,

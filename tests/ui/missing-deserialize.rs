@@ -2,7 +2,7 @@ use event_core::DomainEvent;
 use schemars::JsonSchema;
 use serde::Serialize;
 
-#[derive(Serialize, JsonSchema, DomainEvent)]
+#[derive(Clone, Serialize, JsonSchema, DomainEvent)]
 struct OrderCreated {
     order_id: String,
 }

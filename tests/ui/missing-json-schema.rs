@@ -1,7 +1,7 @@
 use event_core::DomainEvent;
 use serde::{Deserialize, Serialize};
 
-#[derive(Serialize, Deserialize, DomainEvent)]
+#[derive(Clone, Serialize, Deserialize, DomainEvent)]
 struct OrderCreated {
     order_id: String,
 }

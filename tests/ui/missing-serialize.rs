@@ -2,7 +2,7 @@ use event_core::DomainEvent;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-#[derive(Deserialize, JsonSchema, DomainEvent)]
+#[derive(Clone, Deserialize, JsonSchema, DomainEvent)]
 struct OrderCreated {
     order_id: String,
 }

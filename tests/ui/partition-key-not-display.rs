@@ -7,7 +7,7 @@ struct OrderRef {
     id: String,
 }
 
-#[derive(Serialize, Deserialize, JsonSchema, DomainEvent)]
+#[derive(Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
 struct OrderCreated {
     #[event(partition_key)]
     order: OrderRef,

@@ -2,13 +2,13 @@ use event_core::DomainEvent;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-#[derive(Serialize, Deserialize, JsonSchema, DomainEvent)]
+#[derive(Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
 #[event(name = "order.created")]
 struct OrderCreatedV1 {
     order_id: String,
 }
 
-#[derive(Serialize, Deserialize, JsonSchema, DomainEvent)]
+#[derive(Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
 #[event(name = "order.created", version = 3, previous = OrderCreatedV1)]
 struct OrderCreated {
     order_id: String,

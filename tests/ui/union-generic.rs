@@ -2,13 +2,13 @@ use event_core::{DomainEvent, EventUnion};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-#[derive(Serialize, Deserialize, JsonSchema, DomainEvent)]
+#[derive(Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
 #[event(name = "order.created")]
 struct OrderCreated {
     order_id: String,
 }
 
-#[derive(Serialize, Deserialize, JsonSchema, DomainEvent)]
+#[derive(Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
 #[event(name = "order.paid")]
 struct OrderPaid {
     order_id: String,

@@ -1,6 +1,6 @@
 use event_core::DomainEvent;
 
-#[derive(DomainEvent)]
+#[derive(Clone, DomainEvent)]
 union OrderCreated {
     order_id: u64,
 }

@@ -27,7 +27,7 @@ pub(crate) const SCHEMAS_DIR: &str = "schemas";
 /// # use schemars::JsonSchema;
 /// # use serde::{Deserialize, Serialize};
 /// # /// An order was paid.
-/// # #[derive(Serialize, Deserialize, JsonSchema, DomainEvent)]
+/// # #[derive(Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
 /// # #[event(name = "order.paid")]
 /// # struct OrderPaid { order_id: String }
 /// let registry = event_core::Registry::from_descriptors([OrderPaid::descriptor()])?;

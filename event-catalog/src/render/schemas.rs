@@ -13,7 +13,8 @@ use serde_json::Value;
 /// assert_eq!(event_catalog::schema_id("order.created", 2), "urn:event:order.created:v2");
 /// ```
 pub fn schema_id(name: &str, version: u32) -> String {
-    format!("urn:event:{name}:v{version}")
+    // The same URI as the CloudEvents `dataschema` of the event's envelopes.
+    event_core::dataschema(name, version)
 }
 
 /// The schema of `event` with its `$id`.

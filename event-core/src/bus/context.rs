@@ -1,7 +1,8 @@
 //! What a publisher says about an event beyond its payload, and what a handler passes on.
 
 use crate::envelope::{ACTOR_ID, Envelope, TENANT_ID};
-use serde_json::Value;
+use smol_str::SmolStr;
+use std::cell::RefCell;
 use uuid::Uuid;
 
 /// Ids and metadata for one `publish_with`.
@@ -22,12 +23,12 @@ use uuid::Uuid;
 /// ```
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PublishContext {
-    pub(crate) correlation_id: Option<String>,
-    pub(crate) causation_id: Option<String>,
-    pub(crate) trace_id: Option<String>,
+    pub(crate) correlation_id: Option<SmolStr>,
+    pub(crate) causation_id: Option<SmolStr>,
+    pub(crate) trace_id: Option<SmolStr>,
     pub(crate) tenant: Option<String>,
     pub(crate) actor: Option<String>,
-    pub(crate) source: Option<String>,
+    pub(crate) source: Option<SmolStr>,
 }
 
 impl PublishContext {
@@ -38,22 +39,22 @@ impl PublishContext {
 
     /// Ties the event to a request or workflow.
     #[must_use]
-    pub fn correlation_id(mut self, id: impl Into<String>) -> Self {
-        self.correlation_id = Some(id.into());
+    pub fn correlation_id(mut self, id: impl AsRef<str>) -> Self {
+        self.correlation_id = Some(id.as_ref().into());
         self
     }
 
     /// The event that caused this one (set automatically inside a handler).
     #[must_use]
-    pub fn causation_id(mut self, id: impl Into<String>) -> Self {
-        self.causation_id = Some(id.into());
+    pub fn causation_id(mut self, id: impl AsRef<str>) -> Self {
+        self.causation_id = Some(id.as_ref().into());
         self
     }
 
     /// A distributed-tracing id, passed through untouched.
     #[must_use]
-    pub fn trace_id(mut self, id: impl Into<String>) -> Self {
-        self.trace_id = Some(id.into());
+    pub fn trace_id(mut self, id: impl AsRef<str>) -> Self {
+        self.trace_id = Some(id.as_ref().into());
         self
     }
 
@@ -73,49 +74,74 @@ impl PublishContext {
 
     /// Overrides the event's declared `source`.
     #[must_use]
-    pub fn source(mut self, source: impl Into<String>) -> Self {
-        self.source = Some(source.into());
+    pub fn source(mut self, source: impl AsRef<str>) -> Self {
+        self.source = Some(source.as_ref().into());
         self
     }
 
-    /// Fills the envelope's ids and metadata from this context and the handler scope.
+    /// Fills the envelope's ids and metadata from this context and the handler scope,
+    /// and its causation depth: one more than the handled event's, 0 outside a handler.
     pub(crate) fn apply<E>(self, envelope: &mut Envelope<E>) {
-        let scope = HANDLED.try_with(Clone::clone).ok();
-        envelope.correlation_id = self
-            .correlation_id
-            .or_else(|| scope.as_ref().and_then(|s| s.correlation_id.clone()));
-        envelope.causation_id = self
-            .causation_id
-            .or_else(|| scope.as_ref().map(|s| s.event_id.to_string()));
-        envelope.trace_id = self
-            .trace_id
-            .or_else(|| scope.as_ref().and_then(|s| s.trace_id.clone()));
+        let _ = HANDLED.try_with(|scope| {
+            envelope.correlation_id.clone_from(&scope.correlation_id);
+            envelope.causation_id = Some(SmolStr::new(scope.event_id.hyphenated().encode_lower(&mut Uuid::encode_buffer())));
+            envelope.trace_id.clone_from(&scope.trace_id);
+            envelope.meta.set_depth(scope.depth.saturating_add(1));
+        });
+        if let Some(id) = self.correlation_id {
+            envelope.correlation_id = Some(id);
+        }
+        if let Some(id) = self.causation_id {
+            envelope.causation_id = Some(id);
+        }
+        if let Some(id) = self.trace_id {
+            envelope.trace_id = Some(id);
+        }
         if let Some(source) = self.source {
             envelope.source = Some(source);
         }
         if let Some(tenant) = self.tenant {
-            envelope
-                .meta
-                .insert(TENANT_ID.to_owned(), Value::String(tenant));
+            envelope.meta.insert(TENANT_ID.to_owned(), tenant.into());
         }
         if let Some(actor) = self.actor {
-            envelope
-                .meta
-                .insert(ACTOR_ID.to_owned(), Value::String(actor));
+            envelope.meta.insert(ACTOR_ID.to_owned(), actor.into());
         }
     }
 }
 
-/// The event a handler is handling, for the ids of what it publishes.
-#[derive(Debug, Clone)]
-#[allow(
-    clippy::struct_field_names,
-    reason = "they are ids, named as in the envelope"
-)]
+/// The event a handler is handling, for the ids and depth of what it publishes.
+#[derive(Debug)]
 pub(crate) struct Handled {
     pub(crate) event_id: Uuid,
-    pub(crate) correlation_id: Option<String>,
-    pub(crate) trace_id: Option<String>,
+    pub(crate) correlation_id: Option<SmolStr>,
+    pub(crate) trace_id: Option<SmolStr>,
+    /// The handled event's causation depth.
+    pub(crate) depth: u32,
+    /// Set when the loop guard refused a publish of this handler: why.
+    looped: RefCell<Option<String>>,
+}
+
+impl Handled {
+    /// The scope of a handler handling the event with this header.
+    pub(crate) fn of<P>(envelope: &Envelope<P>) -> Self {
+        Handled {
+            event_id: envelope.id,
+            correlation_id: envelope.correlation_id.clone(),
+            trace_id: envelope.trace_id.clone(),
+            depth: envelope.meta.depth(),
+            looped: RefCell::new(None),
+        }
+    }
+
+    /// Records that the loop guard refused a publish of this handler.
+    pub(crate) fn refuse_loop(&self, why: String) {
+        self.looped.borrow_mut().get_or_insert(why);
+    }
+
+    /// Why the loop guard refused a publish of this handler, if it did.
+    pub(crate) fn take_loop(&self) -> Option<String> {
+        self.looped.borrow_mut().take()
+    }
 }
 
 tokio::task_local! {

@@ -1,7 +1,9 @@
 //! Deliveries that failed for good, kept for inspection and redelivery.
 
+use super::published::Event;
 use crate::envelope::RawEnvelope;
 use chrono::{DateTime, Utc};
+use serde_json::value::RawValue;
 
 /// A delivery that failed permanently or ran out of attempts.
 ///
@@ -21,4 +23,41 @@ pub struct DeadLetter {
     pub attempts: u32,
     /// When it was dead-lettered.
     pub failed_at: DateTime<Utc>,
+    /// How many later events of its partition key it holds back, on a subscription with
+    /// ordered dead letters ([`SubscriptionOptions::ordered_dead_letters`]); 0 otherwise.
+    ///
+    /// [`SubscriptionOptions::ordered_dead_letters`]: crate::SubscriptionOptions::ordered_dead_letters
+    pub held_back: usize,
+    /// The event as it was published in this process, so that a redelivery in memory hands
+    /// handlers the typed event again rather than its JSON.
+    pub(crate) event: Option<Event>,
+}
+
+impl DeadLetter {
+    /// A dead letter of `event` at `subscription`. An event whose payload does not serialize
+    /// (only a typed one, published in this process, can be such) keeps `null` as its JSON
+    /// payload, says why in `last_error`, and is still redelivered typed.
+    pub(crate) fn new(
+        subscription: String,
+        event: &Event,
+        mut last_error: String,
+        attempts: u32,
+    ) -> Self {
+        let envelope = match event.raw() {
+            Ok(raw) => (**raw).clone(),
+            Err(error) => {
+                last_error = format!("{last_error} (and the payload does not serialize: {error})");
+                event.header().with_payload(RawValue::NULL.to_owned())
+            }
+        };
+        DeadLetter {
+            subscription,
+            envelope,
+            last_error,
+            attempts,
+            failed_at: Utc::now(),
+            held_back: 0,
+            event: Some(Event::clone(event)),
+        }
+    }
 }

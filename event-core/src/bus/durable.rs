@@ -3,6 +3,7 @@
 //! subscription and event id) makes handling once.
 
 use super::dead_letter::DeadLetter;
+use super::published;
 use super::subscription::{Delivery, Route, Shared, Worker};
 use crate::store::{Position, Store, StoreError, StoredEvent};
 use std::collections::BTreeMap;
@@ -112,10 +113,15 @@ impl Durable {
         progress.replay_until = head;
     }
 
+    /// The event at `position` needs nothing more (a dead letter already stored).
+    pub(crate) fn settle_position(&self, position: Position) {
+        self.progress().settled(position);
+    }
+
     /// Handles one delivery, unless the subscription already did, and records the outcome:
-    /// an inbox claim, or a stored dead letter.
-    pub(crate) async fn deliver(&self, worker: &Worker, delivery: &Delivery) {
-        let id = delivery.envelope.id;
+    /// an inbox claim, or a stored dead letter. True when it was dead-lettered.
+    pub(crate) async fn deliver(&self, worker: &Worker, delivery: &Delivery) -> bool {
+        let id = delivery.event.header().id;
         let store = &self.backing.store;
         // A redelivered dead letter is checked too: the event may have been handled since
         // (read again after a restart), and the letter is then only stale.
@@ -128,12 +134,16 @@ impl Durable {
                 }
             };
         let mut settled = true;
+        let mut dead = false;
         if handled_before {
             worker.shared.metrics.deduplicated.fetch_add(1, Relaxed);
         } else {
-            match worker.handle(&delivery.envelope).await {
+            match worker.handle(&delivery.event).await {
                 Ok(()) => self.claim(delivery).await,
-                Err(letter) => settled = self.keep(&worker.shared, letter).await,
+                Err(letter) => {
+                    dead = true;
+                    settled = self.keep(&worker.shared, letter).await;
+                }
             }
         }
         if let Some(old) = delivery.redelivers.filter(|_| settled)
@@ -146,12 +156,13 @@ impl Durable {
         if let (Some(position), true) = (delivery.position, settled) {
             self.progress().settled(position);
         }
+        dead
     }
 
     /// Writes the inbox claim of a handled event, retrying a failing store a few times. A
     /// claim that cannot be written means the event may be handled again after a restart.
     async fn claim(&self, delivery: &Delivery) {
-        let id = delivery.envelope.id;
+        let id = delivery.event.header().id;
         if let Err(error) = with_retries(|| self.backing.store.claim(&self.name, id)).await {
             tracing::error!(%error, "inbox claim not written: the event may be handled again");
         }
@@ -223,7 +234,7 @@ pub(crate) async fn pump(
     mut stop: watch::Receiver<bool>,
 ) {
     let backing = Arc::clone(&durable.backing);
-    let Some(mut after) = start(&durable, &mut stop).await else {
+    let Some(mut after) = start(&durable, &route, &mut stop).await else {
         return;
     };
     loop {
@@ -275,11 +286,31 @@ pub(crate) async fn pump(
 }
 
 /// Reads the subscription's checkpoint, and saves it once: the first save registers the
-/// subscription, so that `prune` keeps what it has not read. `None` when asked to stop.
-async fn start(durable: &Durable, stop: &mut watch::Receiver<bool>) -> Option<Position> {
+/// subscription, so that `prune` keeps what it has not read. With ordered dead letters,
+/// blocks the keys of its stored dead letters again. `None` when asked to stop.
+async fn start(
+    durable: &Durable,
+    route: &Route,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<Position> {
     let store = &durable.backing.store;
     let after = loop {
-        let loaded = match store.checkpoint(&durable.name).await {
+        let letters = match &route.parking {
+            Some(_) => store.dead_letters(Some(&durable.name)).await.map(Some),
+            None => Ok(None),
+        };
+        if let (Some(parking), Ok(Some(letters))) = (&route.parking, &letters) {
+            for letter in letters {
+                if let Some(key) = letter.envelope.partition_key() {
+                    parking.block(key, letter.envelope.id);
+                }
+            }
+        }
+        let loaded = match letters {
+            Err(error) => Err(error),
+            Ok(_) => store.checkpoint(&durable.name).await,
+        };
+        let loaded = match loaded {
             Ok(position) => store
                 .save_checkpoint(&durable.name, position)
                 .await
@@ -363,10 +394,11 @@ async fn dispatch(
         shared.metrics.in_flight.fetch_add(1, Relaxed);
         durable.progress().dispatched(position);
         let delivery = Delivery {
-            envelope: Arc::new(event.envelope),
+            event: published::raw(event.envelope),
             position: Some(position),
             replay: position <= replay_until,
             redelivers: None,
+            letter: super::parking::LetterAction::None,
         };
         if lane.send(delivery).await.is_err() {
             shared.finished();

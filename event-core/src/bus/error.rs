@@ -28,6 +28,33 @@ pub enum PublishError {
     /// `publish`.
     #[error("try_publish needs an in-memory bus; a durable bus waits for the store: use publish")]
     Durable,
+    /// The publish would extend a chain of causes past the loop guard's limit
+    /// ([`EventBusBuilder::max_causation_depth`](crate::EventBusBuilder::max_causation_depth)):
+    /// most likely a handler re-publishing what it consumes. The delivery whose handler
+    /// published is dead-lettered as an event loop.
+    #[error(
+        "event loop: publishing `{event_type}` at causation depth {depth} exceeds the limit of {limit}"
+    )]
+    LoopDetected {
+        /// The event refused.
+        event_type: &'static str,
+        /// Its causation depth.
+        depth: u32,
+        /// The limit.
+        limit: u32,
+    },
+    /// The payload's JSON is larger than
+    /// [`EventBusBuilder::max_payload_bytes`](crate::EventBusBuilder::max_payload_bytes)
+    /// allows, where the bus had to encode it (a store, a pattern subscription).
+    #[error("payload of `{event_type}` is {bytes} bytes of JSON, over the limit of {limit} bytes")]
+    TooLarge {
+        /// The event refused.
+        event_type: String,
+        /// The size of its payload's JSON.
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+    },
 }
 
 /// Why `wait_for` returned without an event.

@@ -5,7 +5,9 @@ mod dead_letter;
 mod durable;
 mod error;
 mod metrics;
+mod parking;
 mod pattern;
+pub(crate) mod published;
 mod retry;
 mod subscription;
 
@@ -18,18 +20,20 @@ pub use metrics::MetricsSnapshot;
 pub use retry::RetryPolicy;
 
 use crate::envelope::{Envelope, RawEnvelope};
+pub(crate) use published::Event;
 use crate::event::DomainEvent;
 use crate::store::{Position, Store};
 use crate::union::EventUnion;
 use durable::{Backing, Durable};
 use futures_util::FutureExt;
+use parking::{LetterAction, Parking};
 use pattern::Pattern;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
-use subscription::{Delivery, Lane, Matcher, RawHandler, Route, Shared, Worker};
+use subscription::{Delivery, Handler, Lane, Matcher, Route, Shared, Worker};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
@@ -79,8 +83,8 @@ struct Inner {
     /// Draining is over: the queues are closed, nothing is accepted.
     draining_done: AtomicBool,
     recent: Mutex<Recent>,
-    /// Every published envelope, in order, when recording (the test harness).
-    recorded: Option<Mutex<Vec<Arc<RawEnvelope>>>>,
+    /// Every published event, in order, when recording (the test harness).
+    recorded: Option<Mutex<Vec<Event>>>,
     /// The store, on a durable bus.
     backing: Option<Arc<Backing>>,
     /// Tells the pumps of a durable bus to stop.
@@ -91,14 +95,14 @@ struct Inner {
 /// Recently published events with a correlation id, and who waits for one.
 #[derive(Default)]
 struct Recent {
-    events: VecDeque<Arc<RawEnvelope>>,
+    events: VecDeque<Event>,
     waiters: Vec<Waiter>,
 }
 
 struct Waiter {
     event_type: &'static str,
     correlation_id: String,
-    reply: oneshot::Sender<Arc<RawEnvelope>>,
+    reply: oneshot::Sender<Event>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -107,6 +111,8 @@ struct Config {
     concurrency: usize,
     retry: RetryPolicy,
     recent: usize,
+    /// The deepest causation chain a publish may extend (the loop guard).
+    max_depth: u32,
 }
 
 /// Builds an [`EventBus`]: defaults for every subscription, and limits.
@@ -127,6 +133,7 @@ impl Default for EventBusBuilder {
                 concurrency: 1,
                 retry: RetryPolicy::default(),
                 recent: 1024,
+                max_depth: 64,
             },
             max_payload_bytes: 1 << 20,
             record: false,
@@ -160,11 +167,27 @@ impl EventBusBuilder {
         self
     }
 
-    /// Payloads larger than this many bytes of JSON are dead-lettered instead of handled
-    /// (default 1 MiB).
+    /// The largest payload, in bytes of JSON (default 1 MiB). Where the bus encodes an event
+    /// (a durable bus's store, a pattern subscription's JSON), a larger one fails the publish
+    /// with [`PublishError::TooLarge`]; one that arrives as JSON (read from a store, or
+    /// [`publish_raw`](EventBus::publish_raw)) is dead-lettered instead of handled. A typed
+    /// event handed to typed subscriptions in this process is never encoded, so never
+    /// measured.
     #[must_use]
     pub fn max_payload_bytes(mut self, bytes: usize) -> Self {
         self.max_payload_bytes = bytes;
+        self
+    }
+
+    /// The loop guard: how long a chain of causes may grow (default 64). Every envelope
+    /// carries its causation depth in `meta.depth`: 0 for an event published outside a
+    /// handler, one more than the handled event's inside one. A publish past the limit fails
+    /// with [`PublishError::LoopDetected`], and the delivery whose handler made it is
+    /// dead-lettered as an event loop, so a handler that re-publishes what it consumes stops
+    /// instead of spinning.
+    #[must_use]
+    pub fn max_causation_depth(mut self, depth: u32) -> Self {
+        self.config.max_depth = depth;
         self
     }
 
@@ -262,6 +285,7 @@ pub struct SubscriptionOptions {
     queue_capacity: Option<usize>,
     concurrency: Option<usize>,
     retry: Option<RetryPolicy>,
+    ordered_dead_letters: bool,
 }
 
 impl SubscriptionOptions {
@@ -288,6 +312,20 @@ impl SubscriptionOptions {
     #[must_use]
     pub fn retry(mut self, policy: RetryPolicy) -> Self {
         self.retry = Some(policy);
+        self
+    }
+
+    /// Ordered dead letters: once an event of a partition key is dead-lettered, the later
+    /// events of that key are held back behind it, in order, while other keys flow.
+    /// [`EventBus::redeliver`] releases the key (the dead letter first, then what it held
+    /// back, in order); [`EventBus::discard`] releases what it held back without it.
+    /// [`DeadLetter::held_back`] says how many events a dead letter holds back. On a durable
+    /// bus the held-back events stay unsettled in the store, so they survive a restart (the
+    /// checkpoint does not pass them; what comes after is read again and deduplicated by
+    /// the inbox). Events without a partition key are not held back.
+    #[must_use]
+    pub fn ordered_dead_letters(mut self) -> Self {
+        self.ordered_dead_letters = true;
         self
     }
 }
@@ -331,14 +369,15 @@ impl EventBus {
         let mut names: Vec<&'static str> = U::EVENTS.iter().map(|(n, _)| *n).collect();
         names.sort_unstable();
         names.dedup();
-        let handler = Arc::new(handler);
-        let raw: RawHandler = Arc::new(move |raw: Arc<RawEnvelope>| match raw.decode::<U>() {
-            Ok(envelope) => handler(envelope).boxed(),
-            Err(error) => {
-                futures_util::future::ready(Err(HandlerError::undecodable(error))).boxed()
+        let handler: Handler = Arc::new(move |event: &Event| {
+            match published::decode::<U>(&**event) {
+                Ok(envelope) => handler(envelope).boxed(),
+                Err(error) => {
+                    futures_util::future::ready(Err(HandlerError::undecodable(error))).boxed()
+                }
             }
         });
-        self.add(name, Matcher::Names(names), options, raw)
+        self.add(name, Matcher::Names(names), options, handler)
     }
 
     /// Subscribes `name` to one event type: a union of one.
@@ -390,9 +429,14 @@ impl EventBus {
         F: Fn(RawEnvelope) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
     {
-        let raw: RawHandler =
-            Arc::new(move |raw: Arc<RawEnvelope>| handler((*raw).clone()).boxed());
-        self.add(name, Matcher::Pattern(Pattern::new(pattern)), options, raw)
+        let handler: Handler = Arc::new(move |event: &Event| match event.raw() {
+            Ok(raw) => handler((**raw).clone()).boxed(),
+            Err(error) => futures_util::future::ready(Err(HandlerError::permanent(format!(
+                "event payload does not serialize: {error}"
+            ))))
+            .boxed(),
+        });
+        self.add(name, Matcher::Pattern(Pattern::new(pattern)), options, handler)
     }
 
     fn add(
@@ -400,7 +444,7 @@ impl EventBus {
         name: &str,
         matcher: Matcher,
         options: &SubscriptionOptions,
-        handler: RawHandler,
+        handler: Handler,
     ) -> Result<(), SubscribeError> {
         if self.inner.closed.load(Relaxed) {
             return Err(SubscribeError::Closed);
@@ -419,12 +463,16 @@ impl EventBus {
             .backing
             .as_ref()
             .map(|backing| Arc::new(Durable::new(Arc::clone(backing), name.to_owned())));
+        let parking = options
+            .ordered_dead_letters
+            .then(|| Arc::new(Parking::default()));
         let worker = Worker {
             name: name.to_owned(),
             handler,
             retry: options.retry.unwrap_or(config.retry),
             shared: Arc::clone(&self.inner.shared),
             durable: durable.clone(),
+            parking: parking.clone(),
         };
         let (lanes, tasks) = subscription::start(
             worker,
@@ -436,6 +484,7 @@ impl EventBus {
             matcher,
             lanes: RwLock::new(lanes),
             durable: durable.clone(),
+            parking,
         });
         if let Some(durable) = durable {
             let pump = tokio::spawn(durable::pump(
@@ -462,8 +511,13 @@ impl EventBus {
     /// Publishes an event: wraps it in an envelope, and enqueues it for every matching
     /// subscription, waiting while a queue is full. Returns the envelope.
     ///
-    /// Inside a handler, the new event carries the handled event's correlation id, and its id
-    /// as causation id.
+    /// Each typed subscription gets its own clone of the event, not its JSON; the JSON is
+    /// encoded once, and only when something needs it (a store, a pattern subscription, a
+    /// dead letter).
+    ///
+    /// Inside a handler, the new event carries the handled event's correlation id, its id
+    /// as causation id, and a causation depth one more than its own (the loop guard,
+    /// [`EventBusBuilder::max_causation_depth`]).
     ///
     /// A handler that publishes into its own subscription waits, like any publisher, while
     /// that queue is full, and its lane cannot drain while it waits: give such a subscription
@@ -471,8 +525,11 @@ impl EventBus {
     ///
     /// # Errors
     ///
-    /// [`PublishError::Serialize`] when the payload does not serialize;
-    /// [`PublishError::Closed`] after `shutdown`. Either way nothing was enqueued.
+    /// [`PublishError::Serialize`] when the payload does not serialize and the bus needs its
+    /// JSON; [`PublishError::TooLarge`] when that JSON is over the limit;
+    /// [`PublishError::LoopDetected`] past the causation depth limit;
+    /// [`PublishError::Store`] when the store fails; [`PublishError::Closed`] after
+    /// `shutdown`. Whatever the error, nothing was enqueued or stored.
     pub async fn publish<E: DomainEvent>(&self, event: E) -> Result<Envelope<E>, PublishError> {
         self.publish_with(PublishContext::new(), event).await
     }
@@ -487,14 +544,14 @@ impl EventBus {
         context: PublishContext,
         event: E,
     ) -> Result<Envelope<E>, PublishError> {
-        let (envelope, raw) = self.wrap(context, event)?;
+        let (envelope, event) = self.wrap(context, event)?;
         let span = tracing::info_span!(
             "event.publish",
             event.r#type = E::NAME,
             event.id = %envelope.id,
             correlation_id = envelope.correlation_id.as_deref().unwrap_or(""),
         );
-        self.dispatch(raw).instrument(span).await?;
+        self.dispatch(event).instrument(span).await?;
         Ok(envelope)
     }
 
@@ -503,13 +560,14 @@ impl EventBus {
     ///
     /// # Errors
     ///
-    /// [`PublishError::Full`], [`PublishError::Serialize`], [`PublishError::Closed`].
+    /// [`PublishError::Full`], [`PublishError::Durable`] on a durable bus, and the errors of
+    /// [`publish`](Self::publish).
     pub fn try_publish<E: DomainEvent>(&self, event: E) -> Result<Envelope<E>, PublishError> {
         if self.inner.backing.is_some() {
             return Err(PublishError::Durable);
         }
-        let (envelope, raw) = self.wrap(PublishContext::new(), event)?;
-        let targets = self.targets(&raw)?;
+        let (envelope, event) = self.wrap(PublishContext::new(), event)?;
+        let targets = self.targets(&event)?;
         let mut permits = Vec::with_capacity(targets.len());
         for (route, lane) in &targets {
             match lane.try_reserve() {
@@ -522,7 +580,7 @@ impl EventBus {
                 Err(mpsc::error::TrySendError::Closed(())) => return Err(PublishError::Closed),
             }
         }
-        self.commit(permits, &raw);
+        self.commit(permits, &event);
         Ok(envelope)
     }
 
@@ -530,89 +588,134 @@ impl EventBus {
     ///
     /// # Errors
     ///
-    /// [`PublishError::Closed`] after `shutdown`.
+    /// [`PublishError::Closed`] after `shutdown`; [`PublishError::Store`] when the store
+    /// fails.
     pub async fn publish_raw(&self, envelope: RawEnvelope) -> Result<(), PublishError> {
-        self.dispatch(Arc::new(envelope)).await
+        self.dispatch(published::raw(envelope)).await
     }
 
     /// Appends to the store (durable bus) or enqueues for every matching subscription.
-    async fn dispatch(&self, raw: Arc<RawEnvelope>) -> Result<(), PublishError> {
+    async fn dispatch(&self, event: Event) -> Result<(), PublishError> {
         let Some(backing) = &self.inner.backing else {
-            return self.enqueue(raw).await;
+            return self.enqueue(event).await;
         };
         self.check_open()?;
+        let raw = self.encoded(&event)?;
         backing
             .store
-            .append(vec![(*raw).clone()])
+            .append(vec![(**raw).clone()])
             .await
             .map_err(PublishError::Store)?;
         backing.appended.notify_waiters();
-        self.announce(&raw);
+        self.announce(&event);
         Ok(())
     }
 
+    /// The event's JSON, for a publish that needs it: within the payload limit.
+    fn encoded<'e>(&self, event: &'e Event) -> Result<&'e Arc<RawEnvelope>, PublishError> {
+        let header = event.header();
+        let raw = event.raw().map_err(|error| {
+            PublishError::Serialize(serde::ser::Error::custom(format_args!(
+                "`{}`: {error}",
+                header.event_type
+            )))
+        })?;
+        let bytes = raw.payload.get().len();
+        let limit = self.inner.shared.max_payload_bytes;
+        if bytes > limit {
+            return Err(PublishError::TooLarge {
+                event_type: header.event_type.to_string(),
+                bytes,
+                limit,
+            });
+        }
+        Ok(raw)
+    }
+
+    /// The envelope of a new event, and the event as the bus passes it on; refused past the
+    /// causation depth limit.
     fn wrap<E: DomainEvent>(
         &self,
         context: PublishContext,
         event: E,
-    ) -> Result<(Envelope<E>, Arc<RawEnvelope>), PublishError> {
+    ) -> Result<(Envelope<E>, Event), PublishError> {
         self.check_open()?;
         let mut envelope = Envelope::new(event);
         context.apply(&mut envelope);
-        let raw = envelope.to_raw().map_err(PublishError::Serialize)?;
-        Ok((envelope, Arc::new(raw)))
+        let depth = envelope.meta.depth();
+        let limit = self.inner.config.max_depth;
+        if depth > limit {
+            let error = PublishError::LoopDetected {
+                event_type: E::NAME,
+                depth,
+                limit,
+            };
+            let _ = context::HANDLED.try_with(|scope| scope.refuse_loop(error.to_string()));
+            tracing::error!(event.r#type = E::NAME, depth, limit, "event loop: publish refused");
+            return Err(error);
+        }
+        let event = published::typed(&envelope);
+        Ok((envelope, event))
     }
 
-    /// The lane of each matching subscription.
-    fn targets(&self, raw: &RawEnvelope) -> Result<Vec<(Arc<Route>, Lane)>, PublishError> {
+    /// The lane of each matching subscription; the event's JSON encoded first if one of them
+    /// takes JSON.
+    fn targets(&self, event: &Event) -> Result<Vec<(Arc<Route>, Lane)>, PublishError> {
         self.check_open()?;
+        let header = event.header();
         let routes = self
             .inner
             .routes
             .read()
             .unwrap_or_else(PoisonError::into_inner);
-        routes
-            .iter()
-            .filter(|route| route.matcher.matches(&raw.event_type))
-            .map(|route| {
-                route
-                    .lane(raw)
-                    .map(|lane| (Arc::clone(route), lane))
-                    .ok_or(PublishError::Closed)
-            })
-            .collect()
+        let mut targets = Vec::with_capacity(routes.len());
+        let mut encode = false;
+        for route in routes.iter() {
+            if !route.matcher.matches(&header.event_type) {
+                continue;
+            }
+            encode |= route.matcher.takes_json();
+            let lane = route.lane(header).ok_or(PublishError::Closed)?;
+            targets.push((Arc::clone(route), lane));
+        }
+        drop(routes);
+        if encode {
+            self.encoded(event)?;
+        }
+        Ok(targets)
     }
 
-    async fn enqueue(&self, raw: Arc<RawEnvelope>) -> Result<(), PublishError> {
-        let targets = self.targets(&raw)?;
+    async fn enqueue(&self, event: Event) -> Result<(), PublishError> {
+        let targets = self.targets(&event)?;
         let mut permits = Vec::with_capacity(targets.len());
         for (_, lane) in &targets {
             permits.push(lane.reserve().await.map_err(|_| PublishError::Closed)?);
         }
-        self.commit(permits, &raw);
+        self.commit(permits, &event);
         Ok(())
     }
 
     /// Sends on every reserved permit.
-    fn commit(&self, permits: Vec<mpsc::Permit<'_, Delivery>>, raw: &Arc<RawEnvelope>) {
+    fn commit(&self, permits: Vec<mpsc::Permit<'_, Delivery>>, event: &Event) {
         let metrics = &self.inner.shared.metrics;
         metrics.in_flight.fetch_add(permits.len() as u64, Relaxed);
         for permit in permits {
-            permit.send(Delivery::in_memory(Arc::clone(raw)));
+            permit.send(Delivery::in_memory(Arc::clone(event)));
         }
-        self.announce(raw);
+        self.announce(event);
     }
 
     /// Counts a published event, records it, and answers `wait_for`.
-    fn announce(&self, raw: &Arc<RawEnvelope>) {
+    fn announce(&self, event: &Event) {
         self.inner.shared.metrics.published.fetch_add(1, Relaxed);
         if let Some(recorded) = &self.inner.recorded {
             recorded
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .push(Arc::clone(raw));
+                .push(Arc::clone(event));
         }
-        if let Some(correlation_id) = &raw.correlation_id {
+        let header = event.header();
+        if let Some(correlation_id) = &header.correlation_id {
             let mut recent = self
                 .inner
                 .recent
@@ -620,8 +723,9 @@ impl EventBus {
                 .unwrap_or_else(PoisonError::into_inner);
             let waiters = std::mem::take(&mut recent.waiters);
             for waiter in waiters {
-                if waiter.event_type == raw.event_type && waiter.correlation_id == *correlation_id {
-                    let _ = waiter.reply.send(Arc::clone(raw));
+                if waiter.event_type == header.event_type && waiter.correlation_id == *correlation_id
+                {
+                    let _ = waiter.reply.send(Arc::clone(event));
                 } else if !waiter.reply.is_closed() {
                     recent.waiters.push(waiter);
                 }
@@ -630,7 +734,7 @@ impl EventBus {
                 if recent.events.len() == self.inner.config.recent {
                     recent.events.pop_front();
                 }
-                recent.events.push_back(Arc::clone(raw));
+                recent.events.push_back(Arc::clone(event));
             }
         }
     }
@@ -653,11 +757,13 @@ impl EventBus {
                 .recent
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            let found = recent.events.iter().rev().find(|raw| {
-                raw.event_type == E::NAME && raw.correlation_id.as_deref() == Some(correlation_id)
+            let found = recent.events.iter().rev().find(|event| {
+                let header = event.header();
+                header.event_type == E::NAME
+                    && header.correlation_id.as_deref() == Some(correlation_id)
             });
-            if let Some(raw) = found {
-                return Ok(raw.decode::<E>()?);
+            if let Some(event) = found {
+                return Ok(published::decode::<E>(&**event)?);
             }
             if self.inner.closed.load(Relaxed) {
                 return Err(WaitError::Closed);
@@ -671,7 +777,7 @@ impl EventBus {
             rx
         };
         match tokio::time::timeout(timeout, reply).await {
-            Ok(Ok(raw)) => Ok(raw.decode::<E>()?),
+            Ok(Ok(event)) => Ok(published::decode::<E>(&*event)?),
             Ok(Err(_)) => Err(WaitError::Closed),
             Err(_) => Err(WaitError::Timeout {
                 event_type: E::NAME,
@@ -681,7 +787,8 @@ impl EventBus {
         }
     }
 
-    /// Every dead letter, oldest first (on a durable bus, those in the store first).
+    /// Every dead letter, oldest first (on a durable bus, those in the store first), with
+    /// how many events each holds back (ordered dead letters).
     pub async fn dead_letters(&self) -> Vec<DeadLetter> {
         let mut letters = Vec::new();
         if let Some(backing) = &self.inner.backing {
@@ -699,7 +806,81 @@ impl EventBus {
                 .iter()
                 .cloned(),
         );
+        let routes = self
+            .inner
+            .routes
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        for letter in &mut letters {
+            let parking = routes
+                .iter()
+                .find(|route| route.name == letter.subscription)
+                .and_then(|route| route.parking.as_ref());
+            if let (Some(parking), Some(key)) = (parking, letter.envelope.partition_key()) {
+                letter.held_back = parking.held_back(key, letter.envelope.id);
+            }
+        }
         letters
+    }
+
+    /// Takes a dead letter off the list for good, without handling its event. With ordered
+    /// dead letters, the events it held back are handled then, in order.
+    ///
+    /// # Errors
+    ///
+    /// [`RedeliverError`] when the letter is not in the list, its subscription is gone, the
+    /// store fails, or the bus is shut down; the letter then stays in the list.
+    pub async fn discard(&self, letter: &DeadLetter) -> Result<(), RedeliverError> {
+        if self.inner.closed.load(Relaxed) {
+            return Err(RedeliverError::Closed);
+        }
+        let route = self
+            .inner
+            .routes
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .find(|r| r.name == letter.subscription)
+            .cloned();
+        let stored = match &self.inner.backing {
+            Some(backing) => backing
+                .store
+                .dead_letters(Some(&letter.subscription))
+                .await
+                .map_err(RedeliverError::Store)?
+                .into_iter()
+                .find(|stored| stored.envelope.id == letter.envelope.id),
+            None => None,
+        };
+        let event = match stored {
+            Some(stored) => {
+                let backing = self.inner.backing.as_ref().ok_or(RedeliverError::Closed)?;
+                backing
+                    .store
+                    .remove_dead_letter(stored.id)
+                    .await
+                    .map_err(RedeliverError::Store)?;
+                published::raw(stored.envelope)
+            }
+            None => {
+                let taken = self.take_dead_letter(letter)?;
+                taken
+                    .event
+                    .unwrap_or_else(|| published::raw(taken.envelope))
+            }
+        };
+        // What it held back follows, through its lane, in order.
+        if let Some(route) = route.filter(|route| route.parking.is_some())
+            && let Some(lane) = route.lane(event.header())
+            && let Ok(permit) = lane.reserve_owned().await
+        {
+            self.inner.shared.metrics.in_flight.fetch_add(1, Relaxed);
+            permit.send(Delivery {
+                letter: LetterAction::Discard,
+                ..Delivery::in_memory(event)
+            });
+        }
+        Ok(())
     }
 
     /// Takes a dead letter off the list and sends its event to its subscription again, with
@@ -735,18 +916,26 @@ impl EventBus {
         };
         let (delivery, taken) = if let Some(stored) = stored {
             let delivery = Delivery {
-                envelope: Arc::new(stored.envelope),
+                event: published::raw(stored.envelope),
                 position: None,
                 replay: false,
                 redelivers: Some(stored.id),
+                letter: LetterAction::Redeliver,
             };
             (delivery, None)
         } else {
             let taken = self.take_dead_letter(letter)?;
-            let delivery = Delivery::in_memory(Arc::new(taken.envelope.clone()));
+            let event = taken
+                .event
+                .clone()
+                .unwrap_or_else(|| published::raw(taken.envelope.clone()));
+            let delivery = Delivery {
+                letter: LetterAction::Redeliver,
+                ..Delivery::in_memory(event)
+            };
             (delivery, Some(taken))
         };
-        let permit = match route.lane(&delivery.envelope) {
+        let permit = match route.lane(delivery.event.header()) {
             Some(lane) => lane.reserve_owned().await.ok(),
             None => None,
         };
@@ -798,7 +987,7 @@ impl EventBus {
     }
 
     /// Everything published since recording began (test harness only).
-    pub(crate) fn recorded(&self) -> Vec<Arc<RawEnvelope>> {
+    pub(crate) fn recorded(&self) -> Vec<Event> {
         self.inner.recorded.as_ref().map_or_else(Vec::new, |r| {
             r.lock().unwrap_or_else(PoisonError::into_inner).clone()
         })
@@ -806,19 +995,15 @@ impl EventBus {
 
     /// Runs `handler` on `envelope` as a subscription would: in the handler scope, so
     /// what it publishes carries correlation and causation; panics caught.
-    pub(crate) async fn run_handler<Fut>(
+    pub(crate) async fn run_handler<P, Fut>(
         &self,
-        envelope: &RawEnvelope,
+        envelope: &Envelope<P>,
         handler: Fut,
     ) -> Result<(), HandlerError>
     where
         Fut: Future<Output = Result<(), HandlerError>>,
     {
-        let scope = context::Handled {
-            event_id: envelope.id,
-            correlation_id: envelope.correlation_id.clone(),
-            trace_id: envelope.trace_id.clone(),
-        };
+        let scope = context::Handled::of(envelope);
         match std::panic::AssertUnwindSafe(context::HANDLED.scope(scope, handler))
             .catch_unwind()
             .await
@@ -881,6 +1066,23 @@ impl EventBus {
         }
         for durable in self.durable_routes() {
             durable.save_checkpoint().await;
+        }
+        for route in self
+            .inner
+            .routes
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            let held = route.parking.as_ref().map_or(0, |p| p.parked_count());
+            if held > 0 {
+                let kept = if route.durable.is_some() {
+                    "they stay in the store and are held back again at the next start"
+                } else {
+                    "an in-memory bus ends with them, as with its dead letters"
+                };
+                tracing::warn!(subscription = %route.name, held, "shut down with events held back behind dead letters: {kept}");
+            }
         }
         let mut recent = self
             .inner

@@ -5,9 +5,12 @@ use super::dead_letter::DeadLetter;
 use super::durable::Durable;
 use super::error::HandlerError;
 use super::metrics::Metrics;
+use super::parking::{Admit, LetterAction, Parking};
 use super::pattern::Pattern;
+use super::published::Event;
 use super::retry::RetryPolicy;
-use crate::envelope::RawEnvelope;
+use crate::envelope::Envelope;
+use smol_str::SmolStr;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use std::hash::{Hash, Hasher};
@@ -22,7 +25,7 @@ use tracing::Instrument;
 /// What a lane's queue carries.
 #[derive(Debug)]
 pub(crate) struct Delivery {
-    pub(crate) envelope: Arc<RawEnvelope>,
+    pub(crate) event: Event,
     /// Where the event sits in the store, on a durable bus: its subscription's checkpoint
     /// passes it once it is handled or dead-lettered.
     pub(crate) position: Option<u64>,
@@ -30,16 +33,19 @@ pub(crate) struct Delivery {
     pub(crate) replay: bool,
     /// The stored dead letter this delivery retries, removed once it is settled.
     pub(crate) redelivers: Option<crate::store::DeadLetterId>,
+    /// Whether it redelivers or discards a dead letter, for ordered dead letters.
+    pub(crate) letter: LetterAction,
 }
 
 impl Delivery {
     /// An event that is not (or not yet) in a store.
-    pub(crate) fn in_memory(envelope: Arc<RawEnvelope>) -> Self {
+    pub(crate) fn in_memory(event: Event) -> Self {
         Delivery {
-            envelope,
+            event,
             position: None,
             replay: false,
             redelivers: None,
+            letter: LetterAction::None,
         }
     }
 }
@@ -47,9 +53,10 @@ impl Delivery {
 /// The queue of one lane of a subscription.
 pub(crate) type Lane = mpsc::Sender<Delivery>;
 
-/// The handler of a subscription, over raw envelopes; typed handlers decode first.
-pub(crate) type RawHandler =
-    Arc<dyn Fn(Arc<RawEnvelope>) -> BoxFuture<'static, Result<(), HandlerError>> + Send + Sync>;
+/// The handler of a subscription, over events typed or raw: a typed handler takes its own
+/// clone of a typed event, a raw one the event's JSON.
+pub(crate) type Handler =
+    Arc<dyn Fn(&Event) -> BoxFuture<'static, Result<(), HandlerError>> + Send + Sync>;
 
 /// Which events a subscription receives.
 #[derive(Debug)]
@@ -67,6 +74,11 @@ impl Matcher {
             Matcher::Names(names) => names.contains(&event_type),
             Matcher::Pattern(pattern) => pattern.matches(event_type),
         }
+    }
+
+    /// Whether the subscription's handler takes the event's JSON.
+    pub(crate) fn takes_json(&self) -> bool {
+        matches!(self, Matcher::Pattern(_))
     }
 }
 
@@ -118,12 +130,14 @@ pub(crate) struct Route {
     pub(crate) lanes: std::sync::RwLock<Vec<Lane>>,
     /// Its place in the store, on a durable bus.
     pub(crate) durable: Option<Arc<Durable>>,
+    /// The keys held back by dead letters, with ordered dead letters.
+    pub(crate) parking: Option<Arc<Parking>>,
 }
 
 impl Route {
     /// The lane of an event: by partition key, so one key's events stay in order; events
     /// without a key spread by id.
-    pub(crate) fn lane(&self, envelope: &RawEnvelope) -> Option<Lane> {
+    pub(crate) fn lane<P>(&self, envelope: &Envelope<P>) -> Option<Lane> {
         let lanes = self
             .lanes
             .read()
@@ -144,11 +158,13 @@ impl Route {
 /// The handling side of a subscription, held by its lanes.
 pub(crate) struct Worker {
     pub(crate) name: String,
-    pub(crate) handler: RawHandler,
+    pub(crate) handler: Handler,
     pub(crate) retry: RetryPolicy,
     pub(crate) shared: Arc<Shared>,
     /// The store and this subscription's progress through it, on a durable bus.
     pub(crate) durable: Option<Arc<Durable>>,
+    /// The keys held back by dead letters, with ordered dead letters.
+    pub(crate) parking: Option<Arc<Parking>>,
 }
 
 /// Starts `concurrency` lanes with queues of `capacity` each.
@@ -176,7 +192,7 @@ impl Worker {
     /// Runs the handler until it succeeds, fails permanently or runs out of attempts, and
     /// records the outcome.
     async fn deliver(&self, delivery: Delivery) {
-        let envelope = &delivery.envelope;
+        let envelope = delivery.event.header();
         let span = tracing::info_span!(
             "event.deliver",
             subscription = %self.name,
@@ -184,14 +200,16 @@ impl Worker {
             event.id = %envelope.id,
             correlation_id = envelope.correlation_id.as_deref().unwrap_or(""),
         );
+        let key = match &self.parking {
+            Some(_) => envelope.partition_key().map(SmolStr::from),
+            None => None,
+        };
         async {
-            match &self.durable {
-                None => {
-                    if let Err(letter) = self.handle(envelope).await {
-                        self.shared.dead_letter(letter);
-                    }
+            match (&self.parking, key) {
+                (Some(parking), Some(key)) => self.deliver_ordered(parking, &key, delivery).await,
+                _ => {
+                    self.settle(&delivery).await;
                 }
-                Some(durable) => durable.deliver(self, &delivery).await,
             }
         }
         .instrument(span)
@@ -199,22 +217,85 @@ impl Worker {
         self.shared.finished();
     }
 
+    /// Handles a delivery, or dead-letters it; true when it was dead-lettered.
+    async fn settle(&self, delivery: &Delivery) -> bool {
+        match &self.durable {
+            None => match self.handle(&delivery.event).await {
+                Ok(()) => false,
+                Err(letter) => {
+                    self.shared.dead_letter(letter);
+                    true
+                }
+            },
+            Some(durable) => durable.deliver(self, delivery).await,
+        }
+    }
+
+    /// A delivery with ordered dead letters: parked behind its key's dead letter, or
+    /// handled; a dead letter redelivered or discarded lets what it held back follow.
+    async fn deliver_ordered(&self, parking: &Parking, key: &str, delivery: Delivery) {
+        let (admit, delivery) = parking.admit(key, delivery);
+        let Some(delivery) = delivery else {
+            return;
+        };
+        match admit {
+            Admit::Held => {
+                // The dead letter's own event, read again from the store after a restart.
+                if let (Some(durable), Some(position)) = (&self.durable, delivery.position) {
+                    durable.settle_position(position);
+                }
+                return;
+            }
+            Admit::Handle => {
+                let id = delivery.event.header().id;
+                if self.settle(&delivery).await {
+                    parking.block(key, id);
+                    return;
+                }
+                if delivery.letter != LetterAction::Redeliver {
+                    return;
+                }
+            }
+            Admit::Release => {}
+        }
+        // The dead letter is settled: what it held back follows, in order.
+        while let Some(next) = parking.next(key) {
+            self.shared.metrics.in_flight.fetch_add(1, Relaxed);
+            let id = next.event.header().id;
+            let failed = self.settle(&next).await;
+            self.shared.finished();
+            if failed {
+                parking.block(key, id);
+                return;
+            }
+        }
+    }
+
     /// Handles one event: `Err` holds the dead letter when it failed for good.
-    pub(crate) async fn handle(&self, envelope: &Arc<RawEnvelope>) -> Result<(), DeadLetter> {
-        let size = envelope.payload.get().len();
-        if size > self.shared.max_payload_bytes {
-            let error = format!(
-                "payload of {size} bytes exceeds the limit of {} bytes",
-                self.shared.max_payload_bytes
-            );
-            return Err(self.dead_letter(envelope, error, 0));
+    pub(crate) async fn handle(&self, event: &Event) -> Result<(), DeadLetter> {
+        // The limit guards what arrives as bytes; an event typed in this process has none.
+        if event.payload().is_none()
+            && let Ok(raw) = event.raw()
+        {
+            let size = raw.payload.get().len();
+            if size > self.shared.max_payload_bytes {
+                let error = format!(
+                    "payload of {size} bytes exceeds the limit of {} bytes",
+                    self.shared.max_payload_bytes
+                );
+                return Err(self.dead_letter(event, error, 0));
+            }
         }
         let mut attempt = 0;
         loop {
             attempt += 1;
             let started = Instant::now();
-            let result = self.attempt(envelope).await;
+            let (result, looped) = self.attempt(event).await;
             self.shared.metrics.record_latency(started.elapsed());
+            if let Some(refused) = looped {
+                // Whatever the handler made of the refusal, retrying would loop again.
+                return Err(self.dead_letter(event, refused, attempt));
+            }
             let error = match result {
                 Ok(()) => {
                     self.shared.metrics.delivered.fetch_add(1, Relaxed);
@@ -225,7 +306,7 @@ impl Worker {
             if error.is_permanent() || attempt >= self.retry.attempts() {
                 // A payload that never decoded never reached the handler.
                 let attempts = if error.kind_is_decode() { 0 } else { attempt };
-                return Err(self.dead_letter(envelope, error.to_string(), attempts));
+                return Err(self.dead_letter(event, error.to_string(), attempts));
             }
             tracing::debug!(attempt, error = %error, "handler failed, retrying");
             self.shared.metrics.retried.fetch_add(1, Relaxed);
@@ -233,29 +314,27 @@ impl Worker {
         }
     }
 
-    /// One call of the handler, with panics caught and counted as retryable failures.
-    async fn attempt(&self, envelope: &Arc<RawEnvelope>) -> Result<(), HandlerError> {
-        let handled = Handled {
-            event_id: envelope.id,
-            correlation_id: envelope.correlation_id.clone(),
-            trace_id: envelope.trace_id.clone(),
-        };
-        let call =
-            std::panic::catch_unwind(AssertUnwindSafe(|| (self.handler)(Arc::clone(envelope))));
+    /// One call of the handler, with panics caught and counted as retryable failures; with
+    /// it, the loop guard's refusal of a publish the handler made, if any.
+    async fn attempt(&self, event: &Event) -> (Result<(), HandlerError>, Option<String>) {
+        let handled = Handled::of(event.header());
+        let call = std::panic::catch_unwind(AssertUnwindSafe(|| (self.handler)(event)));
         let future = match call {
             Ok(future) => future,
-            Err(panic) => return Err(panicked(&*panic)),
+            Err(panic) => return (Err(panicked(&*panic)), None),
         };
-        match AssertUnwindSafe(HANDLED.scope(handled, future))
-            .catch_unwind()
-            .await
-        {
-            Ok(result) => result,
-            Err(panic) => Err(panicked(&*panic)),
+        let scoped = HANDLED.scope(handled, async {
+            let result = AssertUnwindSafe(future).catch_unwind().await;
+            (result, HANDLED.with(Handled::take_loop))
+        });
+        match scoped.await {
+            (Ok(result), looped) => (result, looped),
+            (Err(panic), looped) => (Err(panicked(&*panic)), looped),
         }
     }
 
-    fn dead_letter(&self, envelope: &RawEnvelope, last_error: String, attempts: u32) -> DeadLetter {
+    fn dead_letter(&self, event: &Event, last_error: String, attempts: u32) -> DeadLetter {
+        let envelope = event.header();
         tracing::warn!(
             subscription = %self.name,
             event.id = %envelope.id,
@@ -265,13 +344,7 @@ impl Worker {
             "event dead-lettered"
         );
         self.shared.metrics.dead_lettered.fetch_add(1, Relaxed);
-        DeadLetter {
-            subscription: self.name.clone(),
-            envelope: envelope.clone(),
-            last_error,
-            attempts,
-            failed_at: chrono::Utc::now(),
-        }
+        DeadLetter::new(self.name.clone(), event, last_error, attempts)
     }
 }
 

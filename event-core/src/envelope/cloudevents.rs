@@ -1,12 +1,14 @@
 //! CloudEvents 1.0, structured JSON mode, both ways.
 //!
-//! Attributes: `specversion`, `id`, `source`, `type`, `time`, `datacontenttype`, `data`, and
-//! the extensions `eventversion`, `correlationid`, `causationid`, `traceid`, `partitionkey`,
+//! Attributes: `specversion`, `id`, `source`, `type`, `time`, `datacontenttype`,
+//! `dataschema` (`urn:event:<name>:v<N>`, the `$id` of the event's schema in the catalog),
+//! `data`, and the extensions `eventversion`, `correlationid`, `causationid`, `traceid`, `partitionkey`,
 //! `tenantid`, `actorid`. Other `meta` entries travel as extensions named by their key with
 //! everything but `[a-z0-9]` removed.
 
 use super::time::rfc3339_millis;
 use super::{ACTOR_ID, Envelope, Meta, PARTITION_KEY, RawEnvelope, TENANT_ID};
+use smol_str::SmolStr;
 use crate::event::DomainEvent;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -15,6 +17,25 @@ use serde_json::{Map, Value};
 
 /// What `source` says when the envelope has none: CloudEvents requires one.
 pub const UNKNOWN_SOURCE: &str = "unknown";
+
+/// The schema URI of an event at a version, `urn:event:<name>:v<N>`: the CloudEvents
+/// `dataschema` attribute, and the `$id` of the event's schema file in the catalog.
+///
+/// ```
+/// assert_eq!(event_core::dataschema("order.created", 2), "urn:event:order.created:v2");
+/// ```
+pub fn dataschema(name: &str, version: u32) -> String {
+    format!("{DATASCHEMA_PREFIX}{name}:v{version}")
+}
+
+const DATASCHEMA_PREFIX: &str = "urn:event:";
+
+/// The name and version a `dataschema` of ours names; `None` for any other URI.
+fn parse_dataschema(uri: &str) -> Option<(&str, Option<u32>)> {
+    let rest = uri.strip_prefix(DATASCHEMA_PREFIX)?;
+    let (name, version) = rest.rsplit_once(":v")?;
+    Some((name, version.parse().ok().filter(|v| *v >= 1)))
+}
 
 /// The metadata keys with an extension name of their own, and the extension.
 const META_EXTENSIONS: [(&str, &str); 3] = [
@@ -78,6 +99,10 @@ pub enum CloudEventError {
         /// The version expected.
         expected_version: u32,
     },
+    /// `dataschema` is a `urn:event:` URI naming another event or version than the
+    /// CloudEvent's `type` and `eventversion`.
+    #[error("CloudEvent dataschema `{0}` does not match its type and eventversion")]
+    DataSchema(String),
     /// `data` does not deserialize into the payload type, or the payload does not serialize.
     #[error("CloudEvent data: {0}")]
     Data(#[source] serde_json::Error),
@@ -106,9 +131,13 @@ impl<E: Serialize> Envelope<E> {
             "source",
             self.source.as_deref().unwrap_or(UNKNOWN_SOURCE).into(),
         );
-        put("type", self.event_type.clone().into());
+        put("type", self.event_type.as_str().into());
         put("time", rfc3339_millis::format(&self.occurred_at).into());
         put("datacontenttype", "application/json".into());
+        put(
+            "dataschema",
+            dataschema(&self.event_type, self.version).into(),
+        );
         put("eventversion", self.version.into());
         for (key, value) in [
             ("correlationid", &self.correlation_id),
@@ -116,16 +145,16 @@ impl<E: Serialize> Envelope<E> {
             ("traceid", &self.trace_id),
         ] {
             if let Some(value) = value {
-                put(key, value.clone().into());
+                put(key, value.as_str().into());
             }
         }
-        for (key, value) in &self.meta {
-            let name = extension_name(key);
+        for (key, value) in self.meta.to_map() {
+            let name = extension_name(&key);
             if name.is_empty() || CONTEXT_ATTRIBUTES.contains(&name.as_str()) {
                 continue;
             }
             let value = match value {
-                Value::String(_) | Value::Number(_) | Value::Bool(_) => value.clone(),
+                Value::String(_) | Value::Number(_) | Value::Bool(_) => value,
                 other => Value::String(other.to_string()),
             };
             put(&name, value);
@@ -146,7 +175,7 @@ impl<E: DomainEvent> Envelope<E> {
         let envelope: Envelope<E> = parse(value)?;
         if envelope.event_type != E::NAME || envelope.version != E::VERSION {
             return Err(CloudEventError::WrongEvent {
-                found: envelope.event_type,
+                found: envelope.event_type.into(),
                 found_version: envelope.version,
                 expected: E::NAME,
                 expected_version: E::VERSION,
@@ -206,8 +235,24 @@ fn parse<P: DeserializeOwned>(value: Value) -> Result<Envelope<P>, CloudEventErr
             return Err(CloudEventError::ContentType(content_type));
         }
     }
+    let schema_version = match ce.remove("dataschema") {
+        Some(Value::String(uri)) => match parse_dataschema(&uri) {
+            Some((name, version)) if name == event_type && version.is_some() => version,
+            // Ours, but naming another event or no version: the event is not what it says.
+            Some(_) => return Err(CloudEventError::DataSchema(uri)),
+            // Another producer's schema URI: nothing to check it against.
+            None => None,
+        },
+        Some(_) => {
+            return Err(CloudEventError::Attribute {
+                attribute: "dataschema",
+                expected: "a string",
+            });
+        }
+        None => None,
+    };
     let version = match ce.remove("eventversion") {
-        None => 1,
+        None => schema_version.unwrap_or(1),
         Some(v) => v
             .as_u64()
             .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
@@ -219,9 +264,12 @@ fn parse<P: DeserializeOwned>(value: Value) -> Result<Envelope<P>, CloudEventErr
             })?,
     };
     let mut text = |key: &str| match ce.remove(key) {
-        Some(Value::String(s)) => Some(s),
+        Some(Value::String(s)) => Some(SmolStr::from(s)),
         _ => None,
     };
+    if let Some(from_schema) = schema_version.filter(|v| *v != version) {
+        return Err(CloudEventError::DataSchema(dataschema(&event_type, from_schema)));
+    }
     let correlation_id = text("correlationid");
     let causation_id = text("causationid");
     let trace_id = text("traceid");
@@ -240,10 +288,10 @@ fn parse<P: DeserializeOwned>(value: Value) -> Result<Envelope<P>, CloudEventErr
     }
     Ok(Envelope {
         id,
-        event_type,
+        event_type: event_type.into(),
         version,
         occurred_at,
-        source: (source != UNKNOWN_SOURCE).then_some(source),
+        source: (source != UNKNOWN_SOURCE).then(|| source.into()),
         correlation_id,
         causation_id,
         trace_id,

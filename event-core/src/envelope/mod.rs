@@ -5,23 +5,15 @@ use crate::event::DomainEvent;
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use serde_json::{Map, Value};
+use smol_str::SmolStr;
 use uuid::Uuid;
 
 mod cloudevents;
+mod meta;
 mod time;
 
-pub use cloudevents::{CloudEventError, UNKNOWN_SOURCE};
-
-/// Non-domain metadata of an envelope: `partition_key`, `tenant_id`, `actor_id`, anything else.
-pub type Meta = Map<String, Value>;
-
-/// The metadata key holding the partition key.
-pub const PARTITION_KEY: &str = "partition_key";
-/// The metadata key holding the tenant id.
-pub const TENANT_ID: &str = "tenant_id";
-/// The metadata key holding the actor id.
-pub const ACTOR_ID: &str = "actor_id";
+pub use cloudevents::{CloudEventError, UNKNOWN_SOURCE, dataschema};
+pub use meta::{ACTOR_ID, DEPTH, Meta, PARTITION_KEY, TENANT_ID};
 
 /// An event with its identity, time, origin and tracing ids.
 ///
@@ -34,26 +26,31 @@ pub const ACTOR_ID: &str = "actor_id";
 /// ```
 ///
 /// [`RawEnvelope`] is the same with the payload kept as raw JSON, for routing and storage.
+///
+/// Copying the header is cheap: its strings are [`SmolStr`]s (inline when short, shared
+/// otherwise; they compare with `&str` and `String` and deref to `str`), and [`Meta`] shares
+/// its map. Build one with [`Envelope::new`]; set a string field from a `&str` or a `String`
+/// with `.into()`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Envelope<E> {
     /// A UUID v7: unique, and ordered by creation time.
     pub id: Uuid,
     /// The event type, like `order.created`.
     #[serde(rename = "type")]
-    pub event_type: String,
+    pub event_type: SmolStr,
     /// The schema version of the payload.
     pub version: u32,
     /// When the fact happened, UTC, serialized as RFC 3339 with milliseconds.
     #[serde(with = "time::rfc3339_millis")]
     pub occurred_at: DateTime<Utc>,
     /// The publishing service or module.
-    pub source: Option<String>,
+    pub source: Option<SmolStr>,
     /// Ties together every event of one request or workflow.
-    pub correlation_id: Option<String>,
+    pub correlation_id: Option<SmolStr>,
     /// The id of the event that caused this one, if a handler published it.
-    pub causation_id: Option<String>,
+    pub causation_id: Option<SmolStr>,
     /// A distributed-tracing id, passed through untouched.
-    pub trace_id: Option<String>,
+    pub trace_id: Option<SmolStr>,
     /// The event itself.
     pub payload: E,
     /// Non-domain metadata: `partition_key`, `tenant_id`, `actor_id`, anything else.
@@ -70,14 +67,14 @@ impl<E: DomainEvent> Envelope<E> {
     pub fn new(payload: E) -> Self {
         let mut meta = Meta::new();
         if let Some(key) = payload.partition_key() {
-            meta.insert(PARTITION_KEY.to_owned(), Value::String(key));
+            meta.set_partition_key(key);
         }
         Envelope {
             id: Uuid::now_v7(),
-            event_type: E::NAME.to_owned(),
+            event_type: SmolStr::new_static(E::NAME),
             version: E::VERSION,
             occurred_at: Utc::now().trunc_subsecs(3),
-            source: E::descriptor().source().map(str::to_owned),
+            source: E::descriptor().source().map(SmolStr::new_static),
             correlation_id: None,
             causation_id: None,
             trace_id: None,
@@ -117,7 +114,7 @@ impl<E> Envelope<E> {
 
     /// The partition key from `meta`, if any.
     pub fn partition_key(&self) -> Option<&str> {
-        self.meta.get(PARTITION_KEY).and_then(Value::as_str)
+        self.meta.partition_key()
     }
 
     /// The canonical JSON of the envelope.

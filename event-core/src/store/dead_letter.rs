@@ -52,6 +52,8 @@ impl From<StoredDeadLetter> for DeadLetter {
             last_error: stored.last_error,
             attempts: stored.attempts,
             failed_at: stored.failed_at,
+            held_back: 0,
+            event: None,
         }
     }
 }

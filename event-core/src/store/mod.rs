@@ -278,7 +278,7 @@ impl Encoded {
                 storable(envelope)?;
                 Ok(Encoded {
                     id: envelope.id,
-                    event_type: envelope.event_type.clone(),
+                    event_type: envelope.event_type.to_string(),
                     partition_key: envelope.partition_key().map(str::to_owned),
                     json: encode(envelope)?,
                 })

@@ -170,7 +170,7 @@ fn previous_checks(krate: &syn::Path, ident: &syn::Ident, previous: &syn::Path) 
 }
 
 /// Decoding an older version: this one's payload as is, an older one through the previous
-/// version's own decoding, then upcast.
+/// version's own decoding, then upcast; the same for an older version's value, typed.
 fn decode_older(krate: &syn::Path, previous: &syn::Path) -> TokenStream {
     let p = quote!(#krate::__private);
     quote! {
@@ -187,6 +187,13 @@ fn decode_older(krate: &syn::Path, previous: &syn::Path) -> TokenStream {
                 #p::Some(#p::Err(__error)) => #p::Some(#p::Err(__error)),
                 #p::None => #p::None,
             }
+        }
+
+        fn __from_any(__event: &dyn #p::Any) -> #p::Option<Self> {
+            if let #p::Some(__this) = <dyn #p::Any>::downcast_ref::<Self>(__event) {
+                return #p::Some(#p::Clone::clone(__this));
+            }
+            #p::Option::map(<#previous as #krate::DomainEvent>::__from_any(__event), __UPCAST)
         }
     }
 }

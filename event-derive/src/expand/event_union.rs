@@ -29,6 +29,7 @@ pub(crate) fn expand(union: &Union) -> TokenStream {
     });
     let decode_arms = union.variants.iter().map(|v| decode_arm(v, &krate));
     let upcasts = upcast_arms(union, &krate);
+    let from_event = from_event(union, &krate);
     // `EVENTS` holds each variant's pair at its index: no second use of the type to report.
     let event_arms = union.variants.iter().enumerate().map(|(i, v)| {
         let variant = v.ident;
@@ -86,6 +87,8 @@ pub(crate) fn expand(union: &Union) -> TokenStream {
                         ))
                     }
                 }
+
+                #from_event
 
                 fn event(&self) -> (&'static #p::str, #p::u32) {
                     match self {
@@ -178,6 +181,49 @@ fn upcast_arms(union: &Union, krate: &TokenStream) -> TokenStream {
         match #p::upcast_target(<Self as #krate::EventUnion>::EVENTS, __event_type, __version) {
             #(#arms)*
             _ => {}
+        }
+    }
+}
+
+/// A value published in this process to the variant that `decode_payload` would pick for
+/// its (name, version): cloned, and upcast through the typed chain; no JSON.
+fn from_event(union: &Union, krate: &TokenStream) -> TokenStream {
+    let p = quote!(#krate::__private);
+    let exact = union.variants.iter().map(|v| {
+        let name = v.ident;
+        let ty = v.ty;
+        quote! {
+            if __event_type == <#ty as #krate::DomainEvent>::NAME
+                && __version == <#ty as #krate::DomainEvent>::VERSION
+            {
+                return #p::Option::map(
+                    <#ty as #krate::DomainEvent>::__from_any(__event),
+                    |__e| Self::#name(__e),
+                );
+            }
+        }
+    });
+    let upcast = union.variants.iter().enumerate().map(|(index, v)| {
+        let name = v.ident;
+        let ty = v.ty;
+        quote! {
+            #p::Some(#index) => #p::Option::map(
+                <#ty as #krate::DomainEvent>::__from_any(__event),
+                |__e| Self::#name(__e),
+            ),
+        }
+    });
+    quote! {
+        fn __from_event(
+            __event: &dyn #p::Any,
+            __event_type: &#p::str,
+            __version: #p::u32,
+        ) -> #p::Option<Self> {
+            #(#exact)*
+            match #p::upcast_target(<Self as #krate::EventUnion>::EVENTS, __event_type, __version) {
+                #(#upcast)*
+                _ => #p::None,
+            }
         }
     }
 }

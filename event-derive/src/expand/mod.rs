@@ -11,7 +11,7 @@ use crate::ctxt::Ctxt;
 use proc_macro2::TokenStream;
 use syn::DeriveInput;
 
-/// `#[derive(DomainEvent)]`: the impl and its registration, or every error at once plus a
+/// `#[derive(Clone, DomainEvent)]`: the impl and its registration, or every error at once plus a
 /// stub impl so that code using the type adds no second wave of errors.
 pub(crate) fn domain_event(input: &DeriveInput) -> TokenStream {
     let cx = Ctxt::new();

@@ -698,7 +698,7 @@ mod tests {
             COOL_DOWN,
             "half-open exactly after the cool-down"
         );
-        assert_eq!(half_open.causation_id, Some(open.id.to_string()));
+        assert_eq!(half_open.causation_id, Some(open.id.to_string().into()));
         assert_eq!(breaker.state("p"), State::HalfOpen);
         assert!(breaker.try_call("p"), "the trial");
 
@@ -711,7 +711,7 @@ mod tests {
         };
         let trial = bus.publish_with(ctx, success).await.unwrap();
         let closed = bus.wait_for::<AiBreakerClosed>("c-4", wait).await.unwrap();
-        assert_eq!(closed.causation_id, Some(trial.id.to_string()));
+        assert_eq!(closed.causation_id, Some(trial.id.to_string().into()));
         assert_eq!(breaker.state("p"), State::Closed);
         assert_eq!(breaker.state("another"), State::Closed);
 

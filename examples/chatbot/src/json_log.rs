@@ -86,9 +86,9 @@ impl LogLine {
         LogLine {
             event: envelope.event_type.replace('.', "_"),
             id: envelope.id.to_string(),
-            event_type: envelope.event_type.clone(),
-            correlation_id: envelope.correlation_id.clone(),
-            source: envelope.source.clone(),
+            event_type: envelope.event_type.to_string(),
+            correlation_id: envelope.correlation_id.as_deref().map(str::to_owned),
+            source: envelope.source.as_deref().map(str::to_owned),
             latency_ms,
         }
     }

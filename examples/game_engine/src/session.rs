@@ -221,11 +221,11 @@ mod tests {
             panic!("step 6 is a challenge");
         };
         let mut envelope = Envelope::new(event);
-        envelope.correlation_id = Some(super::CORRELATION_ID.to_owned());
+        envelope.correlation_id = Some(super::CORRELATION_ID.into());
         let raw = envelope.to_raw().unwrap();
         assert_eq!(Step::from_stored(&raw), Some(step.clone()));
         assert_eq!(step.label(), "challenge.resolved c-1 (success)");
-        envelope.causation_id = Some("a handler".to_owned());
+        envelope.causation_id = Some("a handler".into());
         assert_eq!(Step::from_stored(&envelope.to_raw().unwrap()), None);
     }
 }

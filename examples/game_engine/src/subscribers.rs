@@ -239,7 +239,7 @@ fn narrator(bus: &EventBus, store: &SqliteStore, counters: Arc<Counters>) -> Res
                 Some(beat) => {
                     let mut follow_up = Envelope::new(beat);
                     follow_up.correlation_id.clone_from(&env.correlation_id);
-                    follow_up.causation_id = Some(env.id.to_string());
+                    follow_up.causation_id = Some(env.id.to_string().into());
                     Some(follow_up.to_raw()?)
                 }
                 None => None,

@@ -93,7 +93,7 @@ async fn the_store_holds_the_flow_in_order_each_follow_up_naming_its_cause() {
                 );
                 assert_eq!(
                     envelope.causation_id,
-                    Some(found.envelope.id.to_string()),
+                    Some(found.envelope.id.to_string().into()),
                     "{event_type}"
                 );
                 assert!(found.position < event.position, "{event_type}");

@@ -352,7 +352,7 @@ impl FlowReport {
                 [
                     e.position.to_string(),
                     format!("{} v{}", envelope.event_type, envelope.version),
-                    envelope.source.clone().unwrap_or_else(|| "-".to_owned()),
+                    envelope.source.as_deref().unwrap_or("-").to_owned(),
                     cause,
                 ]
             })
