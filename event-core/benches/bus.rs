@@ -160,6 +160,64 @@ where
     })
 }
 
+/// Publish → handler latency, one event at a time: the publisher waits for the handler to
+/// see each event before it publishes the next. Returns (p50, p99) over `LATENCY_SAMPLES`.
+async fn latency(through_bus: bool) -> (Duration, Duration) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Instant>();
+    let mut samples = Vec::with_capacity(LATENCY_SAMPLES);
+    if through_bus {
+        let bus = EventBus::builder().build();
+        bus.subscribe_event::<Ticked, _, _>("latency", move |env| {
+            black_box(env.payload.n);
+            let _ = tx.send(Instant::now());
+            async { Ok(()) }
+        })
+        .expect("subscribes");
+        for n in 0..LATENCY_SAMPLES as u64 {
+            let start = Instant::now();
+            bus.publish(ticked(n)).await.expect("publishes");
+            let seen = rx.recv().await.expect("handled");
+            samples.push(seen - start);
+        }
+        bus.shutdown().await;
+    } else {
+        let (events, mut inbox) = mpsc::channel::<Envelope<Ticked>>(CAPACITY);
+        let consumer = tokio::spawn(async move {
+            while let Some(env) = inbox.recv().await {
+                black_box(env.payload.n);
+                let _ = tx.send(Instant::now());
+            }
+        });
+        for n in 0..LATENCY_SAMPLES as u64 {
+            let start = Instant::now();
+            events.send(Envelope::new(ticked(n))).await.expect("sends");
+            let seen = rx.recv().await.expect("handled");
+            samples.push(seen - start);
+        }
+        drop(events);
+        consumer.await.expect("consumer ends");
+    }
+    samples.sort_unstable();
+    (
+        samples[samples.len() / 2],
+        samples[samples.len() * 99 / 100],
+    )
+}
+
+/// Latency samples per run.
+const LATENCY_SAMPLES: usize = 20_000;
+
+fn report_latency(runtime: &Runtime, flavor: &str) {
+    for (name, through_bus) in [("event_bus", true), ("mpsc_owned_envelope", false)] {
+        let (p50, p99) = runtime.block_on(async move {
+            tokio::spawn(latency(through_bus))
+                .await
+                .expect("latency task")
+        });
+        eprintln!("latency/{flavor}/{name}: p50 {p50:?}, p99 {p99:?}");
+    }
+}
+
 fn bench(c: &mut Criterion) {
     let runtimes = [
         (
@@ -179,6 +237,7 @@ fn bench(c: &mut Criterion) {
         ),
     ];
     for (flavor, runtime) in &runtimes {
+        report_latency(runtime, flavor);
         let mut group = c.benchmark_group(format!("bus_fanout/{flavor}"));
         group
             .throughput(Throughput::Elements(EVENTS))

@@ -13,7 +13,7 @@
 //! sizes.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use event_core::{DomainEvent, Envelope, Meta};
+use event_core::{DomainEvent, Envelope};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::hint::black_box;
@@ -59,7 +59,8 @@ struct SameJson<'a> {
     causation_id: Option<&'a str>,
     trace_id: Option<&'a str>,
     payload: &'a OrderPlaced,
-    meta: &'a Meta,
+    /// A plain `serde_json` map, not the envelope's `Meta`.
+    meta: serde_json::Map<String, serde_json::Value>,
 }
 
 fn same_json(envelope: &Envelope<OrderPlaced>) -> SameJson<'_> {
@@ -75,7 +76,7 @@ fn same_json(envelope: &Envelope<OrderPlaced>) -> SameJson<'_> {
         causation_id: envelope.causation_id.as_deref(),
         trace_id: envelope.trace_id.as_deref(),
         payload: &envelope.payload,
-        meta: &envelope.meta,
+        meta: envelope.meta.to_map(),
     }
 }
 

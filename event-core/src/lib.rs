@@ -103,9 +103,9 @@ pub use envelope::{
     ACTOR_ID, CloudEventError, DEPTH, Envelope, Meta, PARTITION_KEY, RawEnvelope, TENANT_ID,
     UNKNOWN_SOURCE, dataschema,
 };
-pub use smol_str::SmolStr;
 pub use event::{DomainEvent, EventDescriptor};
 pub use registry::{BrokenChain, DuplicateEvent, Registry, RegistryError, register, registry};
+pub use smol_str::SmolStr;
 pub use union::{DecodeError, EventUnion, consumers_of};
 pub use upcast::{RawUpcaster, UpcastFn, raw_upcasters, register_raw_upcaster};
 

@@ -132,9 +132,14 @@ impl Registry {
             return Err(RegistryError::Duplicates(duplicates));
         }
         let events: Vec<&'static EventDescriptor> = by_key.into_values().flatten().collect();
-        let broken = broken_chains(&events);
+        let raw = crate::upcast::raw_upcasters();
+        let broken = broken_chains(&events, &raw);
         if !broken.is_empty() {
             return Err(RegistryError::BrokenChains(broken));
+        }
+        let misplaced = misplaced_upcasters(&events, &raw);
+        if !misplaced.is_empty() {
+            return Err(RegistryError::RawUpcasters(misplaced));
         }
         Ok(Registry { events })
     }
@@ -207,6 +212,11 @@ pub enum RegistryError {
     /// `previous = ...` and a `From` upcast; or drop the older types altogether.
     #[error("{}", DisplayBroken(.0))]
     BrokenChains(Vec<BrokenChain>),
+    /// Raw upcasters that do not fit their event's version chain
+    /// ([`raw_upcaster!`](crate::raw_upcaster)): each message names the event, the version
+    /// and the fix.
+    #[error("{}", .0.join("; "))]
+    RawUpcasters(Vec<String>),
 }
 
 /// Two consecutive linked versions of an event that are not linked to each other.
@@ -275,7 +285,14 @@ fn short(path: &str) -> &str {
 
 /// Consecutive linked versions of one name (sorted input) whose newer one does not name the
 /// older one as `previous`, or that have a gap between them.
-fn broken_chains(events: &[&'static EventDescriptor]) -> Vec<BrokenChain> {
+fn broken_chains(
+    events: &[&'static EventDescriptor],
+    raw: &[crate::upcast::RawUpcaster],
+) -> Vec<BrokenChain> {
+    let has_raw = |name: &str, version: u32| {
+        raw.iter()
+            .any(|u| u.name() == name && u.from_version() == version)
+    };
     events
         .windows(2)
         .filter(|pair| pair[0].name() == pair[1].name())
@@ -284,13 +301,83 @@ fn broken_chains(events: &[&'static EventDescriptor]) -> Vec<BrokenChain> {
             let linked = newer
                 .previous()
                 .is_some_and(|previous| std::ptr::eq(previous, older));
-            newer.version() != older.version() + 1 || !linked
+            // Raw upcasters may bridge the versions, from the older one up to the newer.
+            let bridged = newer.previous().is_none()
+                && (older.version()..newer.version()).all(|v| has_raw(newer.name(), v));
+            !bridged && (newer.version() != older.version() + 1 || !linked)
         })
         .map(|pair| BrokenChain {
             older: pair[0],
             newer: pair[1],
         })
         .collect()
+}
+
+/// Raw upcasters that do not fit their chain: one registered twice with other functions,
+/// one beside a typed `previous` link for the same step (two ways from one version to the
+/// next), one leading to a version that no type or raw upcaster continues, one for an event
+/// with no type at all. Each message says which and what to do.
+fn misplaced_upcasters(
+    events: &[&'static EventDescriptor],
+    raw: &[crate::upcast::RawUpcaster],
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    for pair in raw.windows(2) {
+        if pair[0].name() == pair[1].name() && pair[0].from_version() == pair[1].from_version() {
+            problems.push(format!(
+                "event `{}` has two raw upcasters from version {}: keep one",
+                pair[0].name(),
+                pair[0].from_version()
+            ));
+        }
+    }
+    for upcaster in raw {
+        let (name, from) = (upcaster.name(), upcaster.from_version());
+        let typed = |version: u32| {
+            events
+                .iter()
+                .find(|d| d.name() == name && d.version() == version)
+        };
+        let newest = events
+            .iter()
+            .filter(|d| d.name() == name)
+            .map(|d| d.version())
+            .max();
+        match newest {
+            None => problems.push(format!(
+                "raw upcaster of `{name}` from version {from}: no version of `{name}` is \
+                 linked into the binary, so nothing reads what it writes"
+            )),
+            Some(newest) if newest <= from => problems.push(format!(
+                "raw upcaster of `{name}` from version {from} writes version {}, which no \
+                 type defines (the newest is {newest})",
+                from + 1
+            )),
+            Some(_) => {
+                if let Some(next) = typed(from + 1)
+                    && next.previous().is_some()
+                {
+                    problems.push(format!(
+                        "event `{name}` goes from version {from} to {} twice: by a raw \
+                         upcaster and by `previous` on `{}`; remove one",
+                        from + 1,
+                        next.rust_type()
+                    ));
+                } else if typed(from + 1).is_none()
+                    && !raw
+                        .iter()
+                        .any(|u| u.name() == name && u.from_version() == from + 1)
+                {
+                    problems.push(format!(
+                        "raw upcaster of `{name}` from version {from} writes version {}, \
+                         which neither a type nor another raw upcaster reads",
+                        from + 1
+                    ));
+                }
+            }
+        }
+    }
+    problems
 }
 
 struct DisplayBroken<'a>(&'a [BrokenChain]);

@@ -120,7 +120,10 @@ impl HandlerTest {
         for event in &events {
             assert_round_trips(event);
         }
-        let published = events.iter().map(|event| (**raw_of(event)).clone()).collect();
+        let published = events
+            .iter()
+            .map(|event| (**raw_of(event)).clone())
+            .collect();
         Outcome {
             trigger,
             result,

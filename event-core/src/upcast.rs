@@ -84,7 +84,9 @@ pub fn raw_upcasters() -> Vec<RawUpcaster> {
     all.sort_by_key(|u| (u.name, u.from_version));
     // The same registration seen twice (linked and by hand) is one.
     all.dedup_by(|a, b| {
-        a.name == b.name && a.from_version == b.from_version && std::ptr::fn_addr_eq(a.upcast, b.upcast)
+        a.name == b.name
+            && a.from_version == b.from_version
+            && std::ptr::fn_addr_eq(a.upcast, b.upcast)
     });
     all
 }
@@ -92,7 +94,9 @@ pub fn raw_upcasters() -> Vec<RawUpcaster> {
 /// The upcaster of `name` from `version`, if exactly one is registered.
 fn find(name: &str, version: u32) -> Option<RawUpcaster> {
     let found = |u: &RawUpcaster| u.name == name && u.from_version == version;
-    let mut linked = inventory::iter::<RawUpcaster>.into_iter().filter(|u| found(u));
+    let mut linked = inventory::iter::<RawUpcaster>
+        .into_iter()
+        .filter(|u| found(u));
     if let Some(first) = linked.next() {
         return Some(*first);
     }

@@ -2,8 +2,7 @@
 //! the in-memory bus. Each test fails without the behaviour it names.
 
 use event_core::{
-    DomainEvent, EventBus, EventUnion, HandlerError, PublishError, RetryPolicy,
-    SubscriptionOptions,
+    DomainEvent, EventBus, EventUnion, HandlerError, PublishError, RetryPolicy, SubscriptionOptions,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize, Serializer};
@@ -15,11 +14,13 @@ use std::sync::{Arc, Mutex};
 static SERIALIZED_A: AtomicUsize = AtomicUsize::new(0);
 static SERIALIZED_B: AtomicUsize = AtomicUsize::new(0);
 
+#[allow(clippy::trivially_copy_pass_by_ref, reason = "serde's serialize_with signature")]
 fn counted_a<S: Serializer>(n: &u64, serializer: S) -> Result<S::Ok, S::Error> {
     SERIALIZED_A.fetch_add(1, SeqCst);
     serializer.serialize_u64(*n)
 }
 
+#[allow(clippy::trivially_copy_pass_by_ref, reason = "serde's serialize_with signature")]
 fn counted_b<S: Serializer>(n: &u64, serializer: S) -> Result<S::Ok, S::Error> {
     SERIALIZED_B.fetch_add(1, SeqCst);
     serializer.serialize_u64(*n)
@@ -50,22 +51,36 @@ async fn typed_subscriptions_get_clones_and_no_json_is_encoded() {
     for name in ["a", "b", "c"] {
         let seen = Arc::clone(&seen);
         bus.subscribe_event::<StockReserved, _, _>(name, move |env| {
-            seen.lock().unwrap().push((env.payload.n, env.partition_key().map(str::to_owned)));
+            seen.lock()
+                .unwrap()
+                .push((env.payload.n, env.partition_key().map(str::to_owned)));
             async { Ok(()) }
         })
         .unwrap();
     }
     for n in 0..10 {
         let env = bus
-            .publish(StockReserved { sku: "s-1".into(), n })
+            .publish(StockReserved {
+                sku: "s-1".into(),
+                n,
+            })
             .await
             .unwrap();
         assert_eq!(env.payload.n, n);
     }
     bus.shutdown().await;
     assert_eq!(seen.lock().unwrap().len(), 30);
-    assert!(seen.lock().unwrap().iter().all(|(_, key)| key.as_deref() == Some("s-1")));
-    assert_eq!(SERIALIZED_A.load(SeqCst), 0, "nothing serialized on the typed path");
+    assert!(
+        seen.lock()
+            .unwrap()
+            .iter()
+            .all(|(_, key)| key.as_deref() == Some("s-1"))
+    );
+    assert_eq!(
+        SERIALIZED_A.load(SeqCst),
+        0,
+        "nothing serialized on the typed path"
+    );
 }
 
 #[tokio::test]
@@ -78,15 +93,25 @@ async fn a_pattern_subscription_makes_the_bus_encode_once_per_publish() {
         async { Ok(()) }
     })
     .unwrap();
-    bus.subscribe_pattern("audit-2", "*", |_| async { Ok(()) }).unwrap();
+    bus.subscribe_pattern("audit-2", "*", |_| async { Ok(()) })
+        .unwrap();
     bus.subscribe_event::<StockReleased, _, _>("typed", |_| async { Ok(()) })
         .unwrap();
     for n in 0..5 {
-        bus.publish(StockReleased { sku: "s-2".into(), n }).await.unwrap();
+        bus.publish(StockReleased {
+            sku: "s-2".into(),
+            n,
+        })
+        .await
+        .unwrap();
     }
     bus.shutdown().await;
     assert_eq!(raw_payloads.lock().unwrap()[4], r#"{"sku":"s-2","n":4}"#);
-    assert_eq!(SERIALIZED_B.load(SeqCst), 5, "one encoding per publish, shared");
+    assert_eq!(
+        SERIALIZED_B.load(SeqCst),
+        5,
+        "one encoding per publish, shared"
+    );
 }
 
 /// Version 1 of an event, and version 2 upcast from it.
@@ -172,7 +197,10 @@ async fn an_oversize_event_fails_the_publish_where_the_bus_encodes_it() {
     assert!(error.to_string().contains("photo.uploaded"), "{error}");
     bus.shutdown().await;
     assert_eq!(typed.load(SeqCst), 1, "the refused publish reached nobody");
-    assert!(bus.dead_letters().await.is_empty(), "refused, not dead-lettered");
+    assert!(
+        bus.dead_letters().await.is_empty(),
+        "refused, not dead-lettered"
+    );
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
@@ -206,8 +234,16 @@ async fn a_handler_that_republishes_what_it_consumes_ends_in_one_dead_letter() {
     let dead = bus.dead_letters().await;
     assert_eq!(dead.len(), 1, "{dead:?}");
     assert_eq!(dead[0].envelope.meta.depth(), 10);
-    assert!(dead[0].last_error.contains("event loop"), "{}", dead[0].last_error);
-    assert!(dead[0].last_error.contains("depth 11"), "{}", dead[0].last_error);
+    assert!(
+        dead[0].last_error.contains("event loop"),
+        "{}",
+        dead[0].last_error
+    );
+    assert!(
+        dead[0].last_error.contains("depth 11"),
+        "{}",
+        dead[0].last_error
+    );
     assert_eq!(dead[0].attempts, 1, "not retried: it would loop again");
 }
 
@@ -259,7 +295,9 @@ fn ledger(bus: &EventBus, failing: &Arc<Mutex<Vec<u32>>>) -> Arc<Mutex<Vec<(Stri
         let result = if f.lock().unwrap().contains(&env.payload.seq) {
             Err(HandlerError::permanent("ledger offline"))
         } else {
-            h.lock().unwrap().push((env.payload.account, env.payload.seq));
+            h.lock()
+                .unwrap()
+                .push((env.payload.account, env.payload.seq));
             Ok(())
         };
         async move { result }
@@ -297,7 +335,11 @@ async fn ordered_dead_letters_hold_back_their_key_until_redelivered() {
         .filter(|(account, _)| account == "a")
         .map(|(_, seq)| *seq)
         .collect();
-    assert_eq!(a, [1, 2, 4, 6, 7], "the dead letter first, then what it held back, in order");
+    assert_eq!(
+        a,
+        [1, 2, 4, 6, 7],
+        "the dead letter first, then what it held back, in order"
+    );
     assert!(bus.dead_letters().await.is_empty());
 }
 
@@ -313,10 +355,7 @@ async fn discarding_an_ordered_dead_letter_releases_what_it_held_back() {
     let dead = bus.dead_letters().await;
     bus.discard(&dead[0]).await.unwrap();
     bus.shutdown().await;
-    assert_eq!(
-        *handled.lock().unwrap(),
-        [("a".into(), 2), ("a".into(), 3)]
-    );
+    assert_eq!(*handled.lock().unwrap(), [("a".into(), 2), ("a".into(), 3)]);
     assert!(bus.dead_letters().await.is_empty(), "discarded for good");
 }
 

@@ -114,3 +114,104 @@ async fn a_panic_is_a_failure() {
         .await;
     outcome.assert_failed("handler panicked", false);
 }
+
+/// A note that is written but never read back: lost on the way to another process.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, DomainEvent)]
+#[event(name = "ticket.escalated")]
+struct TicketEscalated {
+    ticket_id: String,
+    #[serde(skip_deserializing)]
+    note: String,
+}
+
+/// A priority that never reaches JSON: a handler in this process sees it, one in another
+/// process sees the default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, DomainEvent)]
+#[event(name = "ticket.assigned")]
+struct TicketAssigned {
+    ticket_id: String,
+    #[serde(skip)]
+    priority: u8,
+}
+
+#[tokio::test]
+#[should_panic(expected = "`ticket.escalated` version 1")]
+async fn an_event_that_changes_on_a_json_round_trip_fails_the_test_with_its_pointer() {
+    let test = HandlerTest::new();
+    let bus = test.bus();
+    let _ = test
+        .when(
+            TicketAssigned {
+                ticket_id: "t-1".into(),
+                priority: 0,
+            },
+            |env| async move {
+                bus.publish(TicketEscalated {
+                    ticket_id: env.payload.ticket_id,
+                    note: "customer called twice".into(),
+                })
+                .await?;
+                Ok(())
+            },
+        )
+        .await;
+}
+
+#[tokio::test]
+async fn the_round_trip_failure_names_the_json_pointer() {
+    let test = HandlerTest::new();
+    let bus = test.bus();
+    let run = async move {
+        test.when(
+            TicketAssigned {
+                ticket_id: "t-1".into(),
+                priority: 0,
+            },
+            |env| async move {
+                bus.publish(TicketEscalated {
+                    ticket_id: env.payload.ticket_id,
+                    note: "customer called twice".into(),
+                })
+                .await?;
+                Ok(())
+            },
+        )
+        .await
+    };
+    let panic = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(run))
+        .await
+        .expect_err("the harness fails the test");
+    let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(
+        message.contains("changes on a JSON round trip at `/note`"),
+        "{message}"
+    );
+    assert!(message.contains("\"customer called twice\""), "{message}");
+}
+
+#[tokio::test]
+#[should_panic(expected = "reads back from its JSON as another value")]
+async fn a_skipped_field_fails_assert_published() {
+    let test = HandlerTest::new();
+    let bus = test.bus();
+    let outcome = test
+        .when(
+            TicketEscalated {
+                ticket_id: "t-2".into(),
+                note: String::new(),
+            },
+            |env| async move {
+                bus.publish(TicketAssigned {
+                    ticket_id: env.payload.ticket_id,
+                    priority: 3,
+                })
+                .await?;
+                Ok(())
+            },
+        )
+        .await;
+    outcome.assert_published(&[TicketAssigned {
+        ticket_id: "t-2".into(),
+        priority: 3,
+    }]);
+}

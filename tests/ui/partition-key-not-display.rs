@@ -2,7 +2,7 @@ use event_core::DomainEvent;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-#[derive(Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Serialize, Deserialize, JsonSchema)]
 struct OrderRef {
     id: String,
 }

@@ -1,6 +1,6 @@
 use event_core::DomainEvent;
 
-#[derive(Clone, DomainEvent)]
+#[derive(DomainEvent)]
 union OrderCreated {
     order_id: u64,
 }

@@ -84,7 +84,12 @@ impl PublishContext {
     pub(crate) fn apply<E>(self, envelope: &mut Envelope<E>) {
         let _ = HANDLED.try_with(|scope| {
             envelope.correlation_id.clone_from(&scope.correlation_id);
-            envelope.causation_id = Some(SmolStr::new(scope.event_id.hyphenated().encode_lower(&mut Uuid::encode_buffer())));
+            envelope.causation_id = Some(SmolStr::new(
+                scope
+                    .event_id
+                    .hyphenated()
+                    .encode_lower(&mut Uuid::encode_buffer()),
+            ));
             envelope.trace_id.clone_from(&scope.trace_id);
             envelope.meta.set_depth(scope.depth.saturating_add(1));
         });

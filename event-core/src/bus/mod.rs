@@ -20,7 +20,6 @@ pub use metrics::MetricsSnapshot;
 pub use retry::RetryPolicy;
 
 use crate::envelope::{Envelope, RawEnvelope};
-pub(crate) use published::Event;
 use crate::event::DomainEvent;
 use crate::store::{Position, Store};
 use crate::union::EventUnion;
@@ -28,6 +27,7 @@ use durable::{Backing, Durable};
 use futures_util::FutureExt;
 use parking::{LetterAction, Parking};
 use pattern::Pattern;
+pub(crate) use published::Event;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -369,14 +369,15 @@ impl EventBus {
         let mut names: Vec<&'static str> = U::EVENTS.iter().map(|(n, _)| *n).collect();
         names.sort_unstable();
         names.dedup();
-        let handler: Handler = Arc::new(move |event: &Event| {
-            match published::decode::<U>(&**event) {
-                Ok(envelope) => handler(envelope).boxed(),
-                Err(error) => {
-                    futures_util::future::ready(Err(HandlerError::undecodable(error))).boxed()
-                }
-            }
-        });
+        let handler: Handler =
+            Arc::new(
+                move |event: &Event| match published::decode::<U>(&**event) {
+                    Ok(envelope) => handler(envelope).boxed(),
+                    Err(error) => {
+                        futures_util::future::ready(Err(HandlerError::undecodable(error))).boxed()
+                    }
+                },
+            );
         self.add(name, Matcher::Names(names), options, handler)
     }
 
@@ -436,7 +437,12 @@ impl EventBus {
             ))))
             .boxed(),
         });
-        self.add(name, Matcher::Pattern(Pattern::new(pattern)), options, handler)
+        self.add(
+            name,
+            Matcher::Pattern(Pattern::new(pattern)),
+            options,
+            handler,
+        )
     }
 
     fn add(
@@ -651,7 +657,12 @@ impl EventBus {
                 limit,
             };
             let _ = context::HANDLED.try_with(|scope| scope.refuse_loop(error.to_string()));
-            tracing::error!(event.r#type = E::NAME, depth, limit, "event loop: publish refused");
+            tracing::error!(
+                event.r#type = E::NAME,
+                depth,
+                limit,
+                "event loop: publish refused"
+            );
             return Err(error);
         }
         let event = published::typed(&envelope);
@@ -723,7 +734,8 @@ impl EventBus {
                 .unwrap_or_else(PoisonError::into_inner);
             let waiters = std::mem::take(&mut recent.waiters);
             for waiter in waiters {
-                if waiter.event_type == header.event_type && waiter.correlation_id == *correlation_id
+                if waiter.event_type == header.event_type
+                    && waiter.correlation_id == *correlation_id
                 {
                     let _ = waiter.reply.send(Arc::clone(event));
                 } else if !waiter.reply.is_closed() {
@@ -852,22 +864,18 @@ impl EventBus {
                 .find(|stored| stored.envelope.id == letter.envelope.id),
             None => None,
         };
-        let event = match stored {
-            Some(stored) => {
-                let backing = self.inner.backing.as_ref().ok_or(RedeliverError::Closed)?;
-                backing
-                    .store
-                    .remove_dead_letter(stored.id)
-                    .await
-                    .map_err(RedeliverError::Store)?;
-                published::raw(stored.envelope)
-            }
-            None => {
-                let taken = self.take_dead_letter(letter)?;
-                taken
-                    .event
-                    .unwrap_or_else(|| published::raw(taken.envelope))
-            }
+        let event = if let (Some(stored), Some(backing)) = (stored, &self.inner.backing) {
+            backing
+                .store
+                .remove_dead_letter(stored.id)
+                .await
+                .map_err(RedeliverError::Store)?;
+            published::raw(stored.envelope)
+        } else {
+            let taken = self.take_dead_letter(letter)?;
+            taken
+                .event
+                .unwrap_or_else(|| published::raw(taken.envelope))
         };
         // What it held back follows, through its lane, in order.
         if let Some(route) = route.filter(|route| route.parking.is_some())

@@ -119,6 +119,9 @@ impl Parking {
 
     /// How many deliveries are held back, over every key.
     pub(crate) fn parked_count(&self) -> usize {
-        self.blocked().values().map(|entry| entry.parked.len()).sum()
+        self.blocked()
+            .values()
+            .map(|entry| entry.parked.len())
+            .sum()
     }
 }

@@ -89,7 +89,7 @@ impl<E: DomainEvent> Published for Typed<E> {
             .map_err(|error| format!("does not read back from its own JSON: {error}"))?;
         let again = serde_json::to_value(&read)
             .map_err(|error| format!("does not serialize once read back: {error}"))?;
-        match first_difference(&written, &again, String::new()) {
+        match first_difference(&written, &again, "") {
             None => Ok(()),
             Some((pointer, before, after)) => Err(format!(
                 "changes on a JSON round trip at `{pointer}`: written {before}, read back as \
@@ -154,15 +154,15 @@ pub(crate) fn decode<U: EventUnion>(event: &dyn Published) -> Result<Envelope<U>
 }
 
 /// The first place where two JSON values differ, as a JSON pointer, with both values there.
-fn first_difference(a: &Value, b: &Value, pointer: String) -> Option<(String, String, String)> {
-    let differs = || Some((pointer.clone(), a.to_string(), b.to_string()));
+fn first_difference(a: &Value, b: &Value, pointer: &str) -> Option<(String, String, String)> {
+    let differs = || Some((pointer.to_owned(), a.to_string(), b.to_string()));
     match (a, b) {
         (Value::Object(x), Value::Object(y)) => {
             for (key, value) in x {
                 let here = format!("{pointer}/{}", key.replace('~', "~0").replace('/', "~1"));
                 match y.get(key) {
                     Some(other) => {
-                        if let Some(found) = first_difference(value, other, here) {
+                        if let Some(found) = first_difference(value, other, &here) {
                             return Some(found);
                         }
                     }
@@ -178,7 +178,7 @@ fn first_difference(a: &Value, b: &Value, pointer: String) -> Option<(String, St
             .iter()
             .zip(y)
             .enumerate()
-            .find_map(|(i, (p, q))| first_difference(p, q, format!("{pointer}/{i}"))),
+            .find_map(|(i, (p, q))| first_difference(p, q, &format!("{pointer}/{i}"))),
         _ if a == b => None,
         _ => differs(),
     }
@@ -192,15 +192,15 @@ mod tests {
     #[test]
     fn names_the_first_difference_by_json_pointer() {
         let a = json!({"a": 1, "b": {"c/d": [1, 2]}, "e": "x"});
-        assert_eq!(first_difference(&a, &a.clone(), String::new()), None);
+        assert_eq!(first_difference(&a, &a.clone(), ""), None);
         let b = json!({"a": 1, "b": {"c/d": [1, 3]}, "e": "x"});
         assert_eq!(
-            first_difference(&a, &b, String::new()),
+            first_difference(&a, &b, ""),
             Some(("/b/c~1d/1".to_owned(), "2".to_owned(), "3".to_owned()))
         );
         let c = json!({"a": 1, "b": {"c/d": [1, 2]}});
         assert_eq!(
-            first_difference(&a, &c, String::new()).map(|d| d.0),
+            first_difference(&a, &c, "").map(|d| d.0),
             Some("/e".to_owned())
         );
     }

@@ -8,12 +8,12 @@
 
 use super::time::rfc3339_millis;
 use super::{ACTOR_ID, Envelope, Meta, PARTITION_KEY, RawEnvelope, TENANT_ID};
-use smol_str::SmolStr;
 use crate::event::DomainEvent;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+use smol_str::SmolStr;
 
 /// What `source` says when the envelope has none: CloudEvents requires one.
 pub const UNKNOWN_SOURCE: &str = "unknown";
@@ -268,7 +268,10 @@ fn parse<P: DeserializeOwned>(value: Value) -> Result<Envelope<P>, CloudEventErr
         _ => None,
     };
     if let Some(from_schema) = schema_version.filter(|v| *v != version) {
-        return Err(CloudEventError::DataSchema(dataschema(&event_type, from_schema)));
+        return Err(CloudEventError::DataSchema(dataschema(
+            &event_type,
+            from_schema,
+        )));
     }
     let correlation_id = text("correlationid");
     let causation_id = text("causationid");

@@ -120,7 +120,8 @@ impl Meta {
                 old.map(|old| Value::String(old.into())).or(other)
             }
             (DEPTH, Value::Number(n))
-                if n.as_u64().is_some_and(|d| (1..=u64::from(u32::MAX)).contains(&d)) =>
+                if n.as_u64()
+                    .is_some_and(|d| (1..=u64::from(u32::MAX)).contains(&d)) =>
             {
                 let old = std::mem::replace(
                     &mut self.depth,
