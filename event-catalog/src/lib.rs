@@ -120,7 +120,7 @@ pub use check::{StaleFile, Staleness};
 pub use cli::{EXIT_ERROR, EXIT_FAILED, EXIT_OK, main};
 pub use compat::{Breaks, Finding, Mode, Profile, Report, Rule};
 pub use error::CatalogError;
-pub use model::{Catalog, CatalogEvent, Deprecation, FORMAT};
+pub use model::{Catalog, CatalogEvent, Deprecation, FORMAT, Upcast, UpcastBy};
 pub use render::{Rendered, schema_id};
 pub use testing::{BLESS_ENV, assert_catalog_current};
 pub use write::WriteSummary;

@@ -72,11 +72,45 @@ pub struct CatalogEvent {
     pub pii: Vec<String>,
     /// Whether the event is deprecated, and why.
     pub deprecated: Deprecation,
+    /// How older versions are read as this one, one step each, newest first: the version
+    /// below through `previous`, or through raw upcasters down the versions whose type is
+    /// gone. Empty for a first version; left out of `catalog.json` when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub upcasts: Vec<Upcast>,
     /// The payload's JSON Schema, draft 2020-12, as schemars emits it.
     pub schema: Value,
     /// The draft-07 form, when it came from the descriptor; derived from `schema` otherwise.
     #[serde(skip)]
     pub(crate) schema_draft07: Option<Value>,
+}
+
+/// One step of an event's version chain: how `from_version` is read as the version above it.
+///
+/// ```
+/// use event_catalog::{Upcast, UpcastBy};
+///
+/// let step = Upcast { from_version: 1, by: UpcastBy::Raw };
+/// assert_eq!(serde_json::to_string(&step)?, r#"{"from_version":1,"by":"raw"}"#);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Upcast {
+    /// The version read.
+    pub from_version: u32,
+    /// How.
+    pub by: UpcastBy,
+}
+
+/// How one version is upcast to the next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UpcastBy {
+    /// The typed chain: `previous = TypeOfVersionBefore` and a `From` impl.
+    Previous,
+    /// An upcaster over the raw JSON payload (`event_core::raw_upcaster!`): the version's
+    /// Rust type is gone.
+    Raw,
 }
 
 /// Whether an event is deprecated: in `catalog.json`, `false`, `true`, or the reason as a
@@ -166,6 +200,7 @@ impl PartialEq for CatalogEvent {
             &self.partition_key,
             &self.pii,
             &self.deprecated,
+            &self.upcasts,
             &self.schema,
         ) == (
             &other.name,
@@ -178,6 +213,7 @@ impl PartialEq for CatalogEvent {
             &other.partition_key,
             &other.pii,
             &other.deprecated,
+            &other.upcasts,
             &other.schema,
         )
     }
@@ -207,6 +243,7 @@ impl CatalogEvent {
             partition_key: descriptor.partition_key().map(str::to_owned),
             pii: descriptor.pii().iter().map(|&f| f.to_owned()).collect(),
             deprecated,
+            upcasts: upcasts(descriptor),
             schema: json::canonical(descriptor.schema().to_value()),
             schema_draft07: Some(json::canonical(
                 descriptor
@@ -231,6 +268,29 @@ impl CatalogEvent {
             .clone()
             .unwrap_or_else(|| crate::draft07::from_2020_12(&self.schema))
     }
+}
+
+/// The steps below `descriptor`'s version: its `previous`, or the raw upcasters down from
+/// the version below as far as they go.
+fn upcasts(descriptor: &EventDescriptor) -> Vec<Upcast> {
+    if descriptor.previous().is_some() {
+        return vec![Upcast {
+            from_version: descriptor.version() - 1,
+            by: UpcastBy::Previous,
+        }];
+    }
+    let raw = event_core::raw_upcasters();
+    (1..descriptor.version())
+        .rev()
+        .take_while(|&v| {
+            raw.iter()
+                .any(|u| u.name() == descriptor.name() && u.from_version() == v)
+        })
+        .map(|from_version| Upcast {
+            from_version,
+            by: UpcastBy::Raw,
+        })
+        .collect()
 }
 
 impl Catalog {
