@@ -77,7 +77,10 @@ fn each_version_says_how_the_one_below_is_read() {
         .iter()
         .find(|e| e["name"] == "order.refunded" && e["version"] == 2)
         .unwrap();
-    assert_eq!(entry["upcasts"], serde_json::json!([{"from_version": 1, "by": "raw"}]));
+    assert_eq!(
+        entry["upcasts"],
+        serde_json::json!([{"from_version": 1, "by": "raw"}])
+    );
     let back = Catalog::from_json(json).unwrap();
     assert_eq!(back, catalog, "catalog.json keeps the upcasts");
 }

@@ -163,7 +163,12 @@ async fn raw_append(client: &mut Client, insert: &Statement, events: &[RawEnvelo
         let tx = client.transaction().await.unwrap();
         tx.execute(
             insert,
-            &[&event.id, &event.event_type.as_str(), &event.partition_key(), &json],
+            &[
+                &event.id,
+                &event.event_type.as_str(),
+                &event.partition_key(),
+                &json,
+            ],
         )
         .await
         .unwrap();

@@ -682,10 +682,18 @@ async fn the_loop_guard_stops_a_handler_republishing_what_it_consumes() {
         .expect("the loop stops");
     let dead = bus.dead_letters().await;
     assert_eq!(dead.len(), 1, "{dead:?}");
-    assert!(dead[0].last_error.contains("event loop"), "{}", dead[0].last_error);
+    assert!(
+        dead[0].last_error.contains("event loop"),
+        "{}",
+        dead[0].last_error
+    );
     assert_eq!(dead[0].envelope.meta.depth(), 5);
     let stored = SqliteStore::open(dir.path().join("events.db")).unwrap();
-    assert_eq!(stored.head().await.unwrap(), 6, "depths 0 to 5 stored, 6 refused");
+    assert_eq!(
+        stored.head().await.unwrap(),
+        6,
+        "depths 0 to 5 stored, 6 refused"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -702,8 +710,13 @@ async fn an_oversize_event_is_refused_at_publish_and_not_stored() {
         })
         .await
         .unwrap_err();
-    assert!(matches!(error, PublishError::TooLarge { limit: 64, .. }), "{error}");
-    bus.publish(level(2)).await.expect("a small one goes through");
+    assert!(
+        matches!(error, PublishError::TooLarge { limit: 64, .. }),
+        "{error}"
+    );
+    bus.publish(level(2))
+        .await
+        .expect("a small one goes through");
     bus.shutdown().await;
     let stored = SqliteStore::open(dir.path().join("events.db")).unwrap();
     assert_eq!(stored.head().await.unwrap(), 1);
@@ -753,7 +766,10 @@ async fn ordered_dead_letters_hold_their_key_back_across_a_restart() {
     }
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].held_back, 2, "held back again after the restart");
-    assert!(taken(&seen).is_empty(), "nothing handled twice, nothing passed the letter");
+    assert!(
+        taken(&seen).is_empty(),
+        "nothing handled twice, nothing passed the letter"
+    );
     bus.redeliver(&dead[0]).await.unwrap();
     bus.publish(level(12)).await.unwrap();
     bus.shutdown().await;

@@ -14,13 +14,19 @@ use std::sync::{Arc, Mutex};
 static SERIALIZED_A: AtomicUsize = AtomicUsize::new(0);
 static SERIALIZED_B: AtomicUsize = AtomicUsize::new(0);
 
-#[allow(clippy::trivially_copy_pass_by_ref, reason = "serde's serialize_with signature")]
+#[allow(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "serde's serialize_with signature"
+)]
 fn counted_a<S: Serializer>(n: &u64, serializer: S) -> Result<S::Ok, S::Error> {
     SERIALIZED_A.fetch_add(1, SeqCst);
     serializer.serialize_u64(*n)
 }
 
-#[allow(clippy::trivially_copy_pass_by_ref, reason = "serde's serialize_with signature")]
+#[allow(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "serde's serialize_with signature"
+)]
 fn counted_b<S: Serializer>(n: &u64, serializer: S) -> Result<S::Ok, S::Error> {
     SERIALIZED_B.fetch_add(1, SeqCst);
     serializer.serialize_u64(*n)

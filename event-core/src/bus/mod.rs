@@ -575,12 +575,12 @@ impl EventBus {
         let (envelope, event) = self.wrap(PublishContext::new(), event)?;
         let targets = self.targets(&event)?;
         let mut permits = Vec::with_capacity(targets.len());
-        for (route, lane) in &targets {
+        for (index, lane) in targets.iter().enumerate() {
             match lane.try_reserve() {
                 Ok(permit) => permits.push(permit),
                 Err(mpsc::error::TrySendError::Full(())) => {
                     return Err(PublishError::Full {
-                        subscription: route.name.clone(),
+                        subscription: self.target_name(&event, index),
                     });
                 }
                 Err(mpsc::error::TrySendError::Closed(())) => return Err(PublishError::Closed),
@@ -669,9 +669,22 @@ impl EventBus {
         Ok((envelope, event))
     }
 
+    /// The name of the `index`th subscription matching the event.
+    fn target_name(&self, event: &Event, index: usize) -> String {
+        self.inner
+            .routes
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|route| route.matcher.matches(&event.header().event_type))
+            .nth(index)
+            .map(|route| route.name.clone())
+            .unwrap_or_default()
+    }
+
     /// The lane of each matching subscription; the event's JSON encoded first if one of them
     /// takes JSON.
-    fn targets(&self, event: &Event) -> Result<Vec<(Arc<Route>, Lane)>, PublishError> {
+    fn targets(&self, event: &Event) -> Result<Vec<Lane>, PublishError> {
         self.check_open()?;
         let header = event.header();
         let routes = self
@@ -686,8 +699,7 @@ impl EventBus {
                 continue;
             }
             encode |= route.matcher.takes_json();
-            let lane = route.lane(header).ok_or(PublishError::Closed)?;
-            targets.push((Arc::clone(route), lane));
+            targets.push(route.lane(header).ok_or(PublishError::Closed)?);
         }
         drop(routes);
         if encode {
@@ -698,8 +710,16 @@ impl EventBus {
 
     async fn enqueue(&self, event: Event) -> Result<(), PublishError> {
         let targets = self.targets(&event)?;
+        if let [lane] = targets.as_slice() {
+            // One subscription, the common case: no list of permits.
+            let permit = lane.reserve().await.map_err(|_| PublishError::Closed)?;
+            self.inner.shared.metrics.in_flight.fetch_add(1, Relaxed);
+            permit.send(Delivery::in_memory(Arc::clone(&event)));
+            self.announce(&event);
+            return Ok(());
+        }
         let mut permits = Vec::with_capacity(targets.len());
-        for (_, lane) in &targets {
+        for lane in &targets {
             permits.push(lane.reserve().await.map_err(|_| PublishError::Closed)?);
         }
         self.commit(permits, &event);

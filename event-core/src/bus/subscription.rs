@@ -142,8 +142,10 @@ impl Route {
             .lanes
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if lanes.is_empty() {
-            return None;
+        match lanes.len() {
+            0 => return None,
+            1 => return Some(lanes[0].clone()),
+            _ => {}
         }
         let mut hasher = std::hash::DefaultHasher::new();
         match envelope.partition_key() {

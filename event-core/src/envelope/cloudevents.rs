@@ -211,11 +211,12 @@ fn parse<P: DeserializeOwned>(value: Value) -> Result<Envelope<P>, CloudEventErr
     let Value::Object(mut ce) = value else {
         return Err(CloudEventError::NotAnObject);
     };
+    // CloudEvents 1.0: every required attribute is a non-empty string.
     let mut string = |attribute: &'static str| match ce.remove(attribute) {
-        Some(Value::String(s)) => Ok(s),
+        Some(Value::String(s)) if !s.is_empty() => Ok(s),
         _ => Err(CloudEventError::Attribute {
             attribute,
-            expected: "a string",
+            expected: "a non-empty string",
         }),
     };
     let spec = string("specversion")?;

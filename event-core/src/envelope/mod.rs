@@ -62,18 +62,25 @@ pub struct Envelope<E> {
 pub type RawEnvelope = Envelope<Box<RawValue>>;
 
 impl<E: DomainEvent> Envelope<E> {
-    /// Wraps an event: a new v7 id, the current time (to the millisecond), the event's
-    /// declared source, and its partition key in `meta`.
+    /// Wraps an event: a new v7 id, the current time (to the millisecond, the one the id
+    /// carries), the event's declared source, and its partition key in `meta`.
     pub fn new(payload: E) -> Self {
         let mut meta = Meta::new();
         if let Some(key) = payload.partition_key() {
             meta.set_partition_key(key);
         }
+        // One clock read for both: the time is the id's own millisecond.
+        let id = Uuid::now_v7();
+        let occurred_at = id
+            .get_timestamp()
+            .map(|t| t.to_unix())
+            .and_then(|(secs, nanos)| DateTime::from_timestamp(i64::try_from(secs).ok()?, nanos))
+            .unwrap_or_else(|| Utc::now().trunc_subsecs(3));
         Envelope {
-            id: Uuid::now_v7(),
+            id,
             event_type: SmolStr::new_static(E::NAME),
             version: E::VERSION,
-            occurred_at: Utc::now().trunc_subsecs(3),
+            occurred_at,
             source: E::descriptor().source().map(SmolStr::new_static),
             correlation_id: None,
             causation_id: None,
