@@ -95,7 +95,8 @@ pub struct MetricsSnapshot {
     pub deduplicated: u64,
     /// Deliveries enqueued or running, not yet delivered or dead-lettered.
     pub in_flight: u64,
-    /// Median handler latency.
+    /// Median handler latency. Latency is sampled: one handler call in 8 per subscription
+    /// (its first call included) is timed.
     pub latency_p50: Option<Duration>,
     /// 90th percentile handler latency.
     pub latency_p90: Option<Duration>,

@@ -479,6 +479,7 @@ impl EventBus {
             shared: Arc::clone(&self.inner.shared),
             durable: durable.clone(),
             parking: parking.clone(),
+            calls: std::sync::atomic::AtomicU64::new(0),
         };
         let (lanes, tasks) = subscription::start(
             worker,
@@ -574,8 +575,8 @@ impl EventBus {
         }
         let (envelope, event) = self.wrap(PublishContext::new(), event)?;
         let targets = self.targets(&event)?;
-        let mut permits = Vec::with_capacity(targets.len());
-        for (index, lane) in targets.iter().enumerate() {
+        let mut permits = Vec::with_capacity(targets.lanes().len());
+        for (index, lane) in targets.lanes().iter().enumerate() {
             match lane.try_reserve() {
                 Ok(permit) => permits.push(permit),
                 Err(mpsc::error::TrySendError::Full(())) => {
@@ -684,7 +685,7 @@ impl EventBus {
 
     /// The lane of each matching subscription; the event's JSON encoded first if one of them
     /// takes JSON.
-    fn targets(&self, event: &Event) -> Result<Vec<Lane>, PublishError> {
+    fn targets(&self, event: &Event) -> Result<Targets, PublishError> {
         self.check_open()?;
         let header = event.header();
         let routes = self
@@ -692,14 +693,22 @@ impl EventBus {
             .routes
             .read()
             .unwrap_or_else(PoisonError::into_inner);
-        let mut targets = Vec::with_capacity(routes.len());
+        let mut targets = Targets::None;
         let mut encode = false;
         for route in routes.iter() {
             if !route.matcher.matches(&header.event_type) {
                 continue;
             }
             encode |= route.matcher.takes_json();
-            targets.push(route.lane(header).ok_or(PublishError::Closed)?);
+            let lane = route.lane(header).ok_or(PublishError::Closed)?;
+            targets = match targets {
+                Targets::None => Targets::One(lane),
+                Targets::One(first) => Targets::Many(vec![first, lane]),
+                Targets::Many(mut lanes) => {
+                    lanes.push(lane);
+                    Targets::Many(lanes)
+                }
+            };
         }
         drop(routes);
         if encode {
@@ -710,7 +719,7 @@ impl EventBus {
 
     async fn enqueue(&self, event: Event) -> Result<(), PublishError> {
         let targets = self.targets(&event)?;
-        if let [lane] = targets.as_slice() {
+        if let [lane] = targets.lanes() {
             // One subscription, the common case: no list of permits.
             let permit = lane.reserve().await.map_err(|_| PublishError::Closed)?;
             self.inner.shared.metrics.in_flight.fetch_add(1, Relaxed);
@@ -718,8 +727,8 @@ impl EventBus {
             self.announce(&event);
             return Ok(());
         }
-        let mut permits = Vec::with_capacity(targets.len());
-        for lane in &targets {
+        let mut permits = Vec::with_capacity(targets.lanes().len());
+        for lane in targets.lanes() {
             permits.push(lane.reserve().await.map_err(|_| PublishError::Closed)?);
         }
         self.commit(permits, &event);
@@ -1214,6 +1223,23 @@ impl EventBus {
         durable.rewind(after, head);
         backing.appended.notify_waiters();
         Ok(())
+    }
+}
+
+/// The lanes an event goes to: a list only when there are several.
+enum Targets {
+    None,
+    One(Lane),
+    Many(Vec<Lane>),
+}
+
+impl Targets {
+    fn lanes(&self) -> &[Lane] {
+        match self {
+            Targets::None => &[],
+            Targets::One(lane) => std::slice::from_ref(lane),
+            Targets::Many(lanes) => lanes,
+        }
     }
 }
 
