@@ -298,7 +298,10 @@ impl Worker {
             attempt += 1;
             // Timed for one call in `LATENCY_SAMPLE` (the first included): two clock reads
             // per call cost as much as the rest of the bookkeeping.
-            let timed = self.calls.fetch_add(1, Relaxed).is_multiple_of(LATENCY_SAMPLE);
+            let timed = self
+                .calls
+                .fetch_add(1, Relaxed)
+                .is_multiple_of(LATENCY_SAMPLE);
             let started = timed.then(Instant::now);
             let (result, looped) = self.attempt(event).await;
             if let Some(started) = started {
