@@ -143,8 +143,8 @@ pub(crate) fn upcast_raw(
 /// Registers a raw upcaster: a function turning the JSON payload of an event at one version
 /// into its payload at the next, for a version whose Rust type is gone.
 ///
-/// ```
-/// use event_core::{DomainEvent, EventUnion, RawEnvelope};
+/// ```standalone_crate
+/// use event_core::{DomainEvent, RawEnvelope};
 /// use schemars::JsonSchema;
 /// use serde::{Deserialize, Serialize};
 /// use serde_json::{Value, json};
