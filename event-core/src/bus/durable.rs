@@ -3,6 +3,7 @@
 //! subscription and event id) makes handling once.
 
 use super::dead_letter::DeadLetter;
+use super::handler::Handler;
 use super::published;
 use super::subscription::{Delivery, Route, Shared, Worker};
 use crate::store::{Position, Store, StoreError, StoredEvent};
@@ -120,7 +121,11 @@ impl Durable {
 
     /// Handles one delivery, unless the subscription already did, and records the outcome:
     /// an inbox claim, or a stored dead letter. True when it was dead-lettered.
-    pub(crate) async fn deliver(&self, worker: &Worker, delivery: &Delivery) -> bool {
+    pub(crate) async fn deliver<H: Handler>(
+        &self,
+        worker: &Worker<H>,
+        delivery: &Delivery,
+    ) -> bool {
         let id = delivery.event.header().id;
         let store = &self.backing.store;
         // A redelivered dead letter is checked too: the event may have been handled since

@@ -4,6 +4,7 @@ mod context;
 mod dead_letter;
 mod durable;
 mod error;
+mod handler;
 mod metrics;
 mod parking;
 mod pattern;
@@ -25,6 +26,7 @@ use crate::store::{Position, Store};
 use crate::union::EventUnion;
 use durable::{Backing, Durable};
 use futures_util::FutureExt;
+use handler::Handler;
 use parking::{LetterAction, Parking};
 use pattern::Pattern;
 pub(crate) use published::Event;
@@ -33,7 +35,7 @@ use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
-use subscription::{Delivery, Handler, Lane, Matcher, Route, Shared, Worker};
+use subscription::{Delivery, Lane, Matcher, Route, Shared, Worker};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
@@ -369,16 +371,12 @@ impl EventBus {
         let mut names: Vec<&'static str> = U::EVENTS.iter().map(|(n, _)| *n).collect();
         names.sort_unstable();
         names.dedup();
-        let handler: Handler =
-            Arc::new(
-                move |event: &Event| match published::decode::<U>(&**event) {
-                    Ok(envelope) => handler(envelope).boxed(),
-                    Err(error) => {
-                        futures_util::future::ready(Err(HandlerError::undecodable(error))).boxed()
-                    }
-                },
-            );
-        self.add(name, Matcher::Names(names), options, handler)
+        self.add(
+            name,
+            Matcher::Names(names),
+            options,
+            handler::Typed::<U, F>::new(handler),
+        )
     }
 
     /// Subscribes `name` to one event type: a union of one.
@@ -430,27 +428,20 @@ impl EventBus {
         F: Fn(RawEnvelope) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
     {
-        let handler: Handler = Arc::new(move |event: &Event| match event.raw() {
-            Ok(raw) => handler((**raw).clone()).boxed(),
-            Err(error) => futures_util::future::ready(Err(HandlerError::permanent(format!(
-                "event payload does not serialize: {error}"
-            ))))
-            .boxed(),
-        });
         self.add(
             name,
             Matcher::Pattern(Pattern::new(pattern)),
             options,
-            handler,
+            handler::Raw(handler),
         )
     }
 
-    fn add(
+    fn add<H: Handler>(
         &self,
         name: &str,
         matcher: Matcher,
         options: &SubscriptionOptions,
-        handler: Handler,
+        handler: H,
     ) -> Result<(), SubscribeError> {
         if self.inner.closed.load(Relaxed) {
             return Err(SubscribeError::Closed);

@@ -4,6 +4,7 @@ use super::context::{HANDLED, Handled};
 use super::dead_letter::DeadLetter;
 use super::durable::Durable;
 use super::error::HandlerError;
+use super::handler::Handler;
 use super::metrics::Metrics;
 use super::parking::{Admit, LetterAction, Parking};
 use super::pattern::Pattern;
@@ -11,7 +12,6 @@ use super::published::Event;
 use super::retry::RetryPolicy;
 use crate::envelope::Envelope;
 use futures_util::FutureExt;
-use futures_util::future::BoxFuture;
 use smol_str::SmolStr;
 use std::hash::{Hash, Hasher};
 use std::panic::AssertUnwindSafe;
@@ -52,11 +52,6 @@ impl Delivery {
 
 /// The queue of one lane of a subscription.
 pub(crate) type Lane = mpsc::Sender<Delivery>;
-
-/// The handler of a subscription, over events typed or raw: a typed handler takes its own
-/// clone of a typed event, a raw one the event's JSON.
-pub(crate) type Handler =
-    Arc<dyn Fn(&Event) -> BoxFuture<'static, Result<(), HandlerError>> + Send + Sync>;
 
 /// Which events a subscription receives.
 #[derive(Debug)]
@@ -158,9 +153,9 @@ impl Route {
 }
 
 /// The handling side of a subscription, held by its lanes.
-pub(crate) struct Worker {
+pub(crate) struct Worker<H> {
     pub(crate) name: String,
-    pub(crate) handler: Handler,
+    pub(crate) handler: H,
     pub(crate) retry: RetryPolicy,
     pub(crate) shared: Arc<Shared>,
     /// The store and this subscription's progress through it, on a durable bus.
@@ -175,8 +170,8 @@ pub(crate) struct Worker {
 const LATENCY_SAMPLE: u64 = 8;
 
 /// Starts `concurrency` lanes with queues of `capacity` each.
-pub(crate) fn start(
-    worker: Worker,
+pub(crate) fn start<H: Handler>(
+    worker: Worker<H>,
     concurrency: usize,
     capacity: usize,
 ) -> (Vec<Lane>, Vec<JoinHandle<()>>) {
@@ -195,7 +190,7 @@ pub(crate) fn start(
         .unzip()
 }
 
-impl Worker {
+impl<H: Handler> Worker<H> {
     /// Runs the handler until it succeeds, fails permanently or runs out of attempts, and
     /// records the outcome.
     async fn deliver(&self, delivery: Delivery) {
@@ -333,7 +328,7 @@ impl Worker {
     /// it, the loop guard's refusal of a publish the handler made, if any.
     async fn attempt(&self, event: &Event) -> (Result<(), HandlerError>, Option<String>) {
         let handled = Handled::of(event.header());
-        let call = std::panic::catch_unwind(AssertUnwindSafe(|| (self.handler)(event)));
+        let call = std::panic::catch_unwind(AssertUnwindSafe(|| self.handler.call(event)));
         let future = match call {
             Ok(future) => future,
             Err(panic) => return (Err(panicked(&*panic)), None),
