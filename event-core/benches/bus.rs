@@ -218,6 +218,37 @@ fn report_latency(runtime: &Runtime, flavor: &str) {
     }
 }
 
+/// Rounds of the interleaved comparison.
+const ROUNDS: usize = 15;
+
+/// The machine is shared: rather than compare criterion's rows, measured minutes apart, run the
+/// bus and both fan-outs in alternation, `ROUNDS` times each, and print the median of the
+/// per-round throughput ratios.
+fn report_interleaved(runtime: &Runtime, flavor: &str) {
+    for subscriptions in [1_u64, 10] {
+        let (mut to_arc, mut to_owned) = (Vec::new(), Vec::new());
+        for _ in 0..ROUNDS {
+            let bus = run(runtime, 1, move || through_bus(subscriptions)).as_secs_f64();
+            let arc = run(runtime, 1, move || through_arc_channels(subscriptions)).as_secs_f64();
+            let owned = run(runtime, 1, move || {
+                through_owned_envelope_channels(subscriptions)
+            })
+            .as_secs_f64();
+            to_arc.push(arc / bus);
+            to_owned.push(owned / bus);
+        }
+        let median = |ratios: &mut Vec<f64>| {
+            ratios.sort_by(f64::total_cmp);
+            ratios[ratios.len() / 2]
+        };
+        eprintln!(
+            "interleaved/{flavor}/{subscriptions}: bus throughput / mpsc_owned_envelope {:.3}x, / mpsc_baseline (Arc<E>) {:.3}x",
+            median(&mut to_owned),
+            median(&mut to_arc)
+        );
+    }
+}
+
 fn bench(c: &mut Criterion) {
     let runtimes = [
         (
@@ -238,6 +269,7 @@ fn bench(c: &mut Criterion) {
     ];
     for (flavor, runtime) in &runtimes {
         report_latency(runtime, flavor);
+        report_interleaved(runtime, flavor);
         let mut group = c.benchmark_group(format!("bus_fanout/{flavor}"));
         group
             .throughput(Throughput::Elements(EVENTS))

@@ -637,7 +637,7 @@ impl EventBus {
         context: PublishContext,
         event: E,
     ) -> Result<(Envelope<E>, Event), PublishError> {
-        self.check_open()?;
+        // Whether the bus is open is checked where the event goes: `targets`, or the store.
         let mut envelope = Envelope::new(event);
         context.apply(&mut envelope);
         let depth = envelope.meta.depth();
