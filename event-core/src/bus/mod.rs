@@ -657,7 +657,12 @@ impl EventBus {
             );
             return Err(error);
         }
-        let event = published::typed(&envelope);
+        // A durable bus stores the JSON, and its subscriptions read it back: no typed copy.
+        let event = if self.inner.backing.is_some() {
+            published::raw(envelope.to_raw().map_err(PublishError::Serialize)?)
+        } else {
+            published::typed(&envelope)
+        };
         Ok((envelope, event))
     }
 
