@@ -218,6 +218,11 @@ fn report_latency(runtime: &Runtime, flavor: &str) {
     }
 }
 
+/// Whether this is a `cargo bench` run (criterion's `--bench`), not `cargo test`'s smoke run.
+fn measuring() -> bool {
+    std::env::args().any(|arg| arg == "--bench")
+}
+
 /// Rounds of the interleaved comparison.
 const ROUNDS: usize = 15;
 
@@ -268,8 +273,11 @@ fn bench(c: &mut Criterion) {
         ),
     ];
     for (flavor, runtime) in &runtimes {
-        report_latency(runtime, flavor);
-        report_interleaved(runtime, flavor);
+        // Not in `cargo test`'s single smoke run of each bench: only under `cargo bench`.
+        if measuring() {
+            report_latency(runtime, flavor);
+            report_interleaved(runtime, flavor);
+        }
         let mut group = c.benchmark_group(format!("bus_fanout/{flavor}"));
         group
             .throughput(Throughput::Elements(EVENTS))
