@@ -26,8 +26,8 @@
 //!
 //! # Concepts
 //!
-//! - An **event** is a struct with named fields deriving `Serialize`, `Deserialize`,
-//!   `JsonSchema` and [`DomainEvent`](derive@DomainEvent). Its name (`order.created`) and
+//! - An **event** is a struct with named fields deriving `Clone`, `Serialize`,
+//!   `Deserialize`, `JsonSchema` and [`DomainEvent`](derive@DomainEvent). Its name (`order.created`) and
 //!   version are part of the contract with every consumer; the derive checks them at compile
 //!   time.
 //! - Its [`EventDescriptor`] records where it is defined, its catalog metadata (source,
@@ -41,13 +41,21 @@
 //! - The [`EventBus`] delivers events in process: bounded queues with backpressure, order
 //!   per partition key, retries with backoff, dead letters, `wait_for` by correlation id.
 //!   An event stored at an older version reaches readers of a newer one upcast, through
-//!   the `previous` chain.
+//!   the `previous` chain, or through [`raw_upcaster!`]s for versions whose type is gone.
+//!   In one process a typed handler gets its own clone of the event: no JSON on the way; the
+//!   JSON is encoded once, and only where bytes are needed. A loop guard
+//!   ([`EventBusBuilder::max_causation_depth`]) stops a handler that re-publishes what it
+//!   consumes; [`SubscriptionOptions::ordered_dead_letters`] holds a key's later events
+//!   behind its dead letter.
 //! - Given a [`store`] ([`EventBusBuilder::store`]), the bus is durable: `publish` returns
 //!   once the event is committed, each subscription resumes from its checkpoint after a
 //!   restart or a crash, an inbox claim per subscription and event keeps a redelivered
 //!   event from being handled twice, and dead letters are stored. SQLite is the embedded
 //!   default; PostgreSQL serves several processes.
-//! - [`testing::HandlerTest`] tests a handler given/when/then, without sleeps.
+//! - [`testing::HandlerTest`] tests a handler given/when/then, without sleeps, and fails a
+//!   test whose events would change on the wire (a JSON round trip of each).
+//!
+//! The design and its contract, in full: `docs/design.md` in the repository.
 //!
 //! # The registry and linking
 //!

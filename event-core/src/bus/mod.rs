@@ -861,34 +861,19 @@ impl EventBus {
     }
 
     /// Takes a dead letter off the list for good, without handling its event. With ordered
-    /// dead letters, the events it held back are handled then, in order.
+    /// dead letters, the events it held back are handled then, in order. A letter whose
+    /// subscription no longer exists can be discarded too.
     ///
     /// # Errors
     ///
-    /// [`RedeliverError`] when the letter is not in the list, its subscription is gone, the
-    /// store fails, or the bus is shut down; the letter then stays in the list.
+    /// [`RedeliverError`] when the letter is not in the list, the store fails, or the bus is
+    /// shut down; the letter then stays in the list.
     pub async fn discard(&self, letter: &DeadLetter) -> Result<(), RedeliverError> {
         if self.inner.closed.load(Relaxed) {
             return Err(RedeliverError::Closed);
         }
-        let route = self
-            .inner
-            .routes
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .find(|r| r.name == letter.subscription)
-            .cloned();
-        let stored = match &self.inner.backing {
-            Some(backing) => backing
-                .store
-                .dead_letters(Some(&letter.subscription))
-                .await
-                .map_err(RedeliverError::Store)?
-                .into_iter()
-                .find(|stored| stored.envelope.id == letter.envelope.id),
-            None => None,
-        };
+        let route = self.route(&letter.subscription);
+        let stored = self.stored_letter(letter).await?;
         let event = if let (Some(stored), Some(backing)) = (stored, &self.inner.backing) {
             backing
                 .store
@@ -929,24 +914,9 @@ impl EventBus {
             return Err(RedeliverError::Closed);
         }
         let route = self
-            .inner
-            .routes
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .find(|r| r.name == letter.subscription)
-            .cloned()
+            .route(&letter.subscription)
             .ok_or_else(|| RedeliverError::NoSubscription(letter.subscription.clone()))?;
-        let stored = match &self.inner.backing {
-            Some(backing) => backing
-                .store
-                .dead_letters(Some(&letter.subscription))
-                .await
-                .map_err(RedeliverError::Store)?
-                .into_iter()
-                .find(|stored| stored.envelope.id == letter.envelope.id),
-            None => None,
-        };
+        let stored = self.stored_letter(letter).await?;
         let (delivery, taken) = if let Some(stored) = stored {
             let delivery = Delivery {
                 event: published::raw(stored.envelope),
@@ -988,6 +958,34 @@ impl EventBus {
             }
             Err(RedeliverError::Closed)
         }
+    }
+
+    /// The subscription named `name`.
+    fn route(&self, name: &str) -> Option<Arc<Route>> {
+        self.inner
+            .routes
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .find(|route| route.name == name)
+            .cloned()
+    }
+
+    /// The stored form of a dead letter, on a durable bus that has it.
+    async fn stored_letter(
+        &self,
+        letter: &DeadLetter,
+    ) -> Result<Option<crate::store::StoredDeadLetter>, RedeliverError> {
+        let Some(backing) = &self.inner.backing else {
+            return Ok(None);
+        };
+        Ok(backing
+            .store
+            .dead_letters(Some(&letter.subscription))
+            .await
+            .map_err(RedeliverError::Store)?
+            .into_iter()
+            .find(|stored| stored.envelope.id == letter.envelope.id))
     }
 
     /// Removes a dead letter from the in-memory list.

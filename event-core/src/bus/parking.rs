@@ -69,6 +69,11 @@ impl Parking {
         };
         let id = delivery.event.header().id;
         if id != entry.letter {
+            // The discard of another letter of this key (stored before the option was on):
+            // nothing to handle, and nothing it holds back.
+            if delivery.letter == LetterAction::Discard {
+                return (Admit::Held, None);
+            }
             entry.parked.push_back(delivery);
             return (Admit::Held, None);
         }

@@ -242,7 +242,13 @@ impl<H: Handler> Worker<H> {
         };
         match admit {
             Admit::Held => {
-                // The dead letter's own event, read again from the store after a restart.
+                // The dead letter's own event delivered again (read again from the store
+                // after a restart, or published again): it is kept as a dead letter already.
+                tracing::debug!(
+                    subscription = %self.name,
+                    event.id = %delivery.event.header().id,
+                    "already a dead letter holding its key back; not handled again"
+                );
                 if let (Some(durable), Some(position)) = (&self.durable, delivery.position) {
                     durable.settle_position(position);
                 }

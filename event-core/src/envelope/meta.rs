@@ -43,7 +43,7 @@ pub const DEPTH: &str = "depth";
 /// assert_eq!(serde_json::to_string(&meta)?, r#"{"partition_key":"o-1","tenant_id":"acme"}"#);
 /// # Ok::<(), serde_json::Error>(())
 /// ```
-#[derive(Clone, Default, PartialEq)]
+#[derive(Clone, Default)]
 pub struct Meta {
     partition_key: Option<SmolStr>,
     depth: u32,
@@ -207,6 +207,19 @@ impl Meta {
     }
 }
 
+/// Equal when every entry is equal, whichever way the map was reached (an empty shared map
+/// is no map).
+impl PartialEq for Meta {
+    fn eq(&self, other: &Self) -> bool {
+        fn others(meta: &Meta) -> Option<&Map<String, Value>> {
+            meta.other.as_deref().filter(|map| !map.is_empty())
+        }
+        self.partition_key == other.partition_key
+            && self.depth == other.depth
+            && others(self) == others(other)
+    }
+}
+
 /// One entry of a [`Meta`], borrowed.
 #[derive(Clone, Copy)]
 enum Entry<'a> {
@@ -322,6 +335,15 @@ mod tests {
         assert_eq!(meta.to_map(), map);
         let back: Meta = serde_json::from_value(entries).unwrap();
         assert_eq!(back, meta);
+    }
+
+    #[test]
+    fn an_emptied_map_equals_no_map() {
+        let mut meta = Meta::new();
+        meta.insert("region".into(), json!("eu"));
+        meta.remove("region");
+        assert_eq!(meta, Meta::new());
+        assert!(meta.is_empty());
     }
 
     #[test]
