@@ -115,7 +115,10 @@ impl HandlerTest {
         assert_round_trips(&trigger_event);
         let trigger = (**raw_of(&trigger_event)).clone();
         let before = self.bus.recorded().len().max(self.given);
-        let result = self.bus.run_handler(&trigger, handler(envelope)).await;
+        let result = self
+            .bus
+            .run_handler(&trigger_event, handler(envelope))
+            .await;
         let events: Vec<Event> = self.bus.recorded()[before..].to_vec();
         for event in &events {
             assert_round_trips(event);

@@ -1,8 +1,10 @@
 //! What a publisher says about an event beyond its payload, and what a handler passes on.
 
+use super::published::Event;
 use crate::envelope::{ACTOR_ID, Envelope, TENANT_ID};
 use smol_str::SmolStr;
 use std::cell::RefCell;
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// Ids and metadata for one `publish_with`.
@@ -83,15 +85,18 @@ impl PublishContext {
     /// and its causation depth: one more than the handled event's, 0 outside a handler.
     pub(crate) fn apply<E>(self, envelope: &mut Envelope<E>) {
         let _ = HANDLED.try_with(|scope| {
-            envelope.correlation_id.clone_from(&scope.correlation_id);
+            let handled = scope.header();
+            envelope.correlation_id.clone_from(&handled.correlation_id);
             envelope.causation_id = Some(SmolStr::new(
-                scope
-                    .event_id
+                handled
+                    .id
                     .hyphenated()
                     .encode_lower(&mut Uuid::encode_buffer()),
             ));
-            envelope.trace_id.clone_from(&scope.trace_id);
-            envelope.meta.set_depth(scope.depth.saturating_add(1));
+            envelope.trace_id.clone_from(&handled.trace_id);
+            envelope
+                .meta
+                .set_depth(handled.meta.depth().saturating_add(1));
         });
         if let Some(id) = self.correlation_id {
             envelope.correlation_id = Some(id);
@@ -117,25 +122,24 @@ impl PublishContext {
 /// The event a handler is handling, for the ids and depth of what it publishes.
 #[derive(Debug)]
 pub(crate) struct Handled {
-    pub(crate) event_id: Uuid,
-    pub(crate) correlation_id: Option<SmolStr>,
-    pub(crate) trace_id: Option<SmolStr>,
-    /// The handled event's causation depth.
-    pub(crate) depth: u32,
+    /// The event: its header gives the ids and the depth.
+    event: Event,
     /// Set when the loop guard refused a publish of this handler: why.
     looped: RefCell<Option<String>>,
 }
 
 impl Handled {
-    /// The scope of a handler handling the event with this header.
-    pub(crate) fn of<P>(envelope: &Envelope<P>) -> Self {
+    /// The scope of a handler handling `event`.
+    pub(crate) fn of(event: &Event) -> Self {
         Handled {
-            event_id: envelope.id,
-            correlation_id: envelope.correlation_id.clone(),
-            trace_id: envelope.trace_id.clone(),
-            depth: envelope.meta.depth(),
+            event: Arc::clone(event),
             looped: RefCell::new(None),
         }
+    }
+
+    /// The handled event's header.
+    pub(crate) fn header(&self) -> &Envelope<()> {
+        self.event.header()
     }
 
     /// Records that the loop guard refused a publish of this handler.

@@ -1026,15 +1026,15 @@ impl EventBus {
 
     /// Runs `handler` on `envelope` as a subscription would: in the handler scope, so
     /// what it publishes carries correlation and causation; panics caught.
-    pub(crate) async fn run_handler<P, Fut>(
+    pub(crate) async fn run_handler<Fut>(
         &self,
-        envelope: &Envelope<P>,
+        event: &Event,
         handler: Fut,
     ) -> Result<(), HandlerError>
     where
         Fut: Future<Output = Result<(), HandlerError>>,
     {
-        let scope = context::Handled::of(envelope);
+        let scope = context::Handled::of(event);
         match std::panic::AssertUnwindSafe(context::HANDLED.scope(scope, handler))
             .catch_unwind()
             .await

@@ -333,7 +333,7 @@ impl<H: Handler> Worker<H> {
     /// One call of the handler, with panics caught and counted as retryable failures; with
     /// it, the loop guard's refusal of a publish the handler made, if any.
     async fn attempt(&self, event: &Event) -> (Result<(), HandlerError>, Option<String>) {
-        let handled = Handled::of(event.header());
+        let handled = Handled::of(event);
         let call = std::panic::catch_unwind(AssertUnwindSafe(|| self.handler.call(event)));
         let future = match call {
             Ok(future) => future,
