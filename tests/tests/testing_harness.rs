@@ -135,29 +135,6 @@ struct TicketAssigned {
 }
 
 #[tokio::test]
-#[should_panic(expected = "`ticket.escalated` version 1")]
-async fn an_event_that_changes_on_a_json_round_trip_fails_the_test_with_its_pointer() {
-    let test = HandlerTest::new();
-    let bus = test.bus();
-    let _ = test
-        .when(
-            TicketAssigned {
-                ticket_id: "t-1".into(),
-                priority: 0,
-            },
-            |env| async move {
-                bus.publish(TicketEscalated {
-                    ticket_id: env.payload.ticket_id,
-                    note: "customer called twice".into(),
-                })
-                .await?;
-                Ok(())
-            },
-        )
-        .await;
-}
-
-#[tokio::test]
 async fn the_round_trip_failure_names_the_json_pointer() {
     let test = HandlerTest::new();
     let bus = test.bus();
@@ -187,6 +164,10 @@ async fn the_round_trip_failure_names_the_json_pointer() {
         "{message}"
     );
     assert!(message.contains("\"customer called twice\""), "{message}");
+    assert!(
+        message.starts_with("`ticket.escalated` version 1"),
+        "{message}"
+    );
 }
 
 #[tokio::test]

@@ -1071,13 +1071,7 @@ impl EventBus {
         for pump in pumps {
             let _ = pump.await;
         }
-        for route in self
-            .inner
-            .routes
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-        {
+        for route in self.routes() {
             route
                 .lanes
                 .write()
@@ -1098,13 +1092,7 @@ impl EventBus {
         for durable in self.durable_routes() {
             durable.save_checkpoint().await;
         }
-        for route in self
-            .inner
-            .routes
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-        {
+        for route in self.routes() {
             let held = route.parking.as_ref().map_or(0, |p| p.parked_count());
             if held > 0 {
                 let kept = if route.durable.is_some() {
@@ -1168,6 +1156,15 @@ impl EventBus {
                 return;
             }
         }
+    }
+
+    /// Every subscription's route, as they are now.
+    fn routes(&self) -> Vec<Arc<Route>> {
+        self.inner
+            .routes
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     fn durable_routes(&self) -> Vec<Arc<Durable>> {
