@@ -79,6 +79,9 @@ struct Inner {
     config: Config,
     shared: Arc<Shared>,
     routes: RwLock<Vec<Arc<Route>>>,
+    /// What a publish reads: every subscription with its lanes, replaced whole when one is
+    /// added, and emptied at shutdown.
+    routing: RwLock<Arc<Routing>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     /// No more events from outside handlers; handlers may still publish while draining.
     closed: AtomicBool,
@@ -255,6 +258,7 @@ impl EventBusBuilder {
                     ..Shared::default()
                 }),
                 routes: RwLock::new(Vec::new()),
+                routing: RwLock::new(Arc::new(Routing::default())),
                 tasks: Mutex::new(Vec::new()),
                 closed: AtomicBool::new(false),
                 draining_done: AtomicBool::new(false),
@@ -480,10 +484,21 @@ impl EventBus {
         let route = Arc::new(Route {
             name: name.to_owned(),
             matcher,
-            lanes: RwLock::new(lanes),
+            lanes: RwLock::new(lanes.clone()),
             durable: durable.clone(),
             parking,
         });
+        {
+            let mut routing = self
+                .inner
+                .routing
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            let mut next = Routing::clone(&routing);
+            next.routes
+                .push((Arc::clone(&route), lanes.into_boxed_slice()));
+            *routing = Arc::new(next);
+        }
         if let Some(durable) = durable {
             let pump = tokio::spawn(durable::pump(
                 durable,
@@ -565,14 +580,15 @@ impl EventBus {
             return Err(PublishError::Durable);
         }
         let (envelope, event) = self.wrap(PublishContext::new(), event)?;
-        let targets = self.targets(&event)?;
+        let routing = self.routing();
+        let targets = self.targets(&routing, &event)?;
         let mut permits = Vec::with_capacity(targets.lanes().len());
-        for (index, lane) in targets.lanes().iter().enumerate() {
+        for (route, lane) in targets.lanes() {
             match lane.try_reserve() {
                 Ok(permit) => permits.push(permit),
                 Err(mpsc::error::TrySendError::Full(())) => {
                     return Err(PublishError::Full {
-                        subscription: self.target_name(&event, index),
+                        subscription: route.name.clone(),
                     });
                 }
                 Err(mpsc::error::TrySendError::Closed(())) => return Err(PublishError::Closed),
@@ -666,56 +682,54 @@ impl EventBus {
         Ok((envelope, event))
     }
 
-    /// The name of the `index`th subscription matching the event.
-    fn target_name(&self, event: &Event, index: usize) -> String {
-        self.inner
-            .routes
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .filter(|route| route.matcher.matches(&event.header().event_type))
-            .nth(index)
-            .map(|route| route.name.clone())
-            .unwrap_or_default()
-    }
-
     /// The lane of each matching subscription; the event's JSON encoded first if one of them
     /// takes JSON.
-    fn targets(&self, event: &Event) -> Result<Targets, PublishError> {
+    fn targets<'r>(
+        &self,
+        routing: &'r Routing,
+        event: &Event,
+    ) -> Result<Targets<'r>, PublishError> {
         self.check_open()?;
         let header = event.header();
-        let routes = self
-            .inner
-            .routes
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
         let mut targets = Targets::None;
         let mut encode = false;
-        for route in routes.iter() {
+        for (route, lanes) in &routing.routes {
             if !route.matcher.matches(&header.event_type) {
                 continue;
             }
             encode |= route.matcher.takes_json();
-            let lane = route.lane(header).ok_or(PublishError::Closed)?;
+            let lane = subscription::pick(lanes, header).ok_or(PublishError::Closed)?;
+            let target = (&**route, lane);
             targets = match targets {
-                Targets::None => Targets::One(lane),
-                Targets::One(first) => Targets::Many(vec![first, lane]),
+                Targets::None => Targets::One(target),
+                Targets::One(first) => Targets::Many(vec![first, target]),
                 Targets::Many(mut lanes) => {
-                    lanes.push(lane);
+                    lanes.push(target);
                     Targets::Many(lanes)
                 }
             };
         }
-        drop(routes);
         if encode {
             self.encoded(event)?;
         }
         Ok(targets)
     }
 
+    /// What a publish reads now: every subscription with its lanes.
+    fn routing(&self) -> Arc<Routing> {
+        Arc::clone(
+            &self
+                .inner
+                .routing
+                .read()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
+    }
+
     async fn enqueue(&self, event: Event) -> Result<(), PublishError> {
-        let targets = self.targets(&event)?;
-        if let [lane] = targets.lanes() {
+        let routing = self.routing();
+        let targets = self.targets(&routing, &event)?;
+        if let [(_, lane)] = targets.lanes() {
             // One subscription, the common case: no list of permits.
             let permit = lane.reserve().await.map_err(|_| PublishError::Closed)?;
             self.inner.shared.metrics.in_flight.fetch_add(1, Relaxed);
@@ -724,7 +738,7 @@ impl EventBus {
             return Ok(());
         }
         let mut permits = Vec::with_capacity(targets.lanes().len());
-        for lane in targets.lanes() {
+        for (_, lane) in targets.lanes() {
             permits.push(lane.reserve().await.map_err(|_| PublishError::Closed)?);
         }
         self.commit(permits, &event);
@@ -1071,6 +1085,12 @@ impl EventBus {
         for pump in pumps {
             let _ = pump.await;
         }
+        // The lanes close once no sender is left: the routing's and each route's own.
+        *self
+            .inner
+            .routing
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(Routing::default());
         for route in self.routes() {
             route
                 .lanes
@@ -1217,15 +1237,21 @@ impl EventBus {
     }
 }
 
-/// The lanes an event goes to: a list only when there are several.
-enum Targets {
-    None,
-    One(Lane),
-    Many(Vec<Lane>),
+/// Every subscription with its lanes, as a publish reads them.
+#[derive(Clone, Default)]
+struct Routing {
+    routes: Vec<(Arc<Route>, Box<[Lane]>)>,
 }
 
-impl Targets {
-    fn lanes(&self) -> &[Lane] {
+/// The lane of each subscription an event goes to: a list only when there are several.
+enum Targets<'r> {
+    None,
+    One((&'r Route, &'r Lane)),
+    Many(Vec<(&'r Route, &'r Lane)>),
+}
+
+impl<'r> Targets<'r> {
+    fn lanes(&self) -> &[(&'r Route, &'r Lane)] {
         match self {
             Targets::None => &[],
             Targets::One(lane) => std::slice::from_ref(lane),

@@ -130,26 +130,31 @@ pub(crate) struct Route {
 }
 
 impl Route {
-    /// The lane of an event: by partition key, so one key's events stay in order; events
-    /// without a key spread by id.
+    /// The lane of an event (see [`pick`]), as an owned sender.
     pub(crate) fn lane<P>(&self, envelope: &Envelope<P>) -> Option<Lane> {
         let lanes = self
             .lanes
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match lanes.len() {
-            0 => return None,
-            1 => return Some(lanes[0].clone()),
-            _ => {}
-        }
-        let mut hasher = std::hash::DefaultHasher::new();
-        match envelope.partition_key() {
-            Some(key) => key.hash(&mut hasher),
-            None => envelope.id.hash(&mut hasher),
-        }
-        let index = usize::try_from(hasher.finish() % lanes.len() as u64).unwrap_or(0);
-        Some(lanes[index].clone())
+        pick(&lanes, envelope).cloned()
     }
+}
+
+/// The lane of an event among a subscription's: by partition key, so one key's events stay
+/// in order; events without a key spread by id. `None` once the lanes are closed.
+pub(crate) fn pick<'a, P>(lanes: &'a [Lane], envelope: &Envelope<P>) -> Option<&'a Lane> {
+    match lanes.len() {
+        0 => return None,
+        1 => return lanes.first(),
+        _ => {}
+    }
+    let mut hasher = std::hash::DefaultHasher::new();
+    match envelope.partition_key() {
+        Some(key) => key.hash(&mut hasher),
+        None => envelope.id.hash(&mut hasher),
+    }
+    let index = usize::try_from(hasher.finish() % lanes.len() as u64).unwrap_or(0);
+    lanes.get(index)
 }
 
 /// The handling side of a subscription, held by its lanes.
