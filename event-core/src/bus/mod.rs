@@ -1,5 +1,6 @@
 //! The in-process event bus on tokio.
 
+mod builder;
 mod context;
 mod dead_letter;
 mod durable;
@@ -9,9 +10,11 @@ mod metrics;
 mod parking;
 mod pattern;
 pub(crate) mod published;
+mod redelivery;
 mod retry;
 mod subscription;
 
+pub use builder::{EventBusBuilder, SubscriptionOptions};
 pub use context::PublishContext;
 pub use dead_letter::DeadLetter;
 pub use error::{
@@ -22,12 +25,13 @@ pub use retry::RetryPolicy;
 
 use crate::envelope::{Envelope, RawEnvelope};
 use crate::event::DomainEvent;
-use crate::store::{Position, Store};
+use crate::store::Position;
 use crate::union::EventUnion;
+use builder::Config;
 use durable::{Backing, Durable};
 use futures_util::FutureExt;
 use handler::Handler;
-use parking::{LetterAction, Parking};
+use parking::Parking;
 use pattern::Pattern;
 pub(crate) use published::Event;
 use std::collections::VecDeque;
@@ -108,232 +112,6 @@ struct Waiter {
     event_type: &'static str,
     correlation_id: String,
     reply: oneshot::Sender<Event>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Config {
-    queue_capacity: usize,
-    concurrency: usize,
-    retry: RetryPolicy,
-    recent: usize,
-    /// The deepest causation chain a publish may extend (the loop guard).
-    max_depth: u32,
-}
-
-/// Builds an [`EventBus`]: defaults for every subscription, and limits.
-#[derive(Debug, Clone)]
-pub struct EventBusBuilder {
-    config: Config,
-    max_payload_bytes: usize,
-    record: bool,
-    store: Option<Arc<dyn Store>>,
-    poll_interval: Duration,
-}
-
-impl Default for EventBusBuilder {
-    fn default() -> Self {
-        EventBusBuilder {
-            config: Config {
-                queue_capacity: 1024,
-                concurrency: 1,
-                retry: RetryPolicy::default(),
-                recent: 1024,
-                max_depth: 64,
-            },
-            max_payload_bytes: 1 << 20,
-            record: false,
-            store: None,
-            poll_interval: Duration::from_millis(100),
-        }
-    }
-}
-
-impl EventBusBuilder {
-    /// Room per queue, per lane of a subscription (default 1024). `publish` waits when a
-    /// queue is full.
-    #[must_use]
-    pub fn queue_capacity(mut self, capacity: usize) -> Self {
-        self.config.queue_capacity = capacity.max(1);
-        self
-    }
-
-    /// How many partition keys a subscription handles at once (default 1: strictly in
-    /// publish order). Events with the same key are always handled one after another.
-    #[must_use]
-    pub fn concurrency(mut self, lanes: usize) -> Self {
-        self.config.concurrency = lanes.max(1);
-        self
-    }
-
-    /// The retry policy of every subscription that does not set its own.
-    #[must_use]
-    pub fn retry(mut self, policy: RetryPolicy) -> Self {
-        self.config.retry = policy;
-        self
-    }
-
-    /// The largest payload, in bytes of JSON (default 1 MiB). Where the bus encodes an event
-    /// (a durable bus's store, a pattern subscription's JSON), a larger one fails the publish
-    /// with [`PublishError::TooLarge`]; one that arrives as JSON (read from a store, or
-    /// [`publish_raw`](EventBus::publish_raw)) is dead-lettered instead of handled. A typed
-    /// event handed to typed subscriptions in this process is never encoded, so never
-    /// measured.
-    #[must_use]
-    pub fn max_payload_bytes(mut self, bytes: usize) -> Self {
-        self.max_payload_bytes = bytes;
-        self
-    }
-
-    /// The loop guard: how long a chain of causes may grow (default 64). Every envelope
-    /// carries its causation depth in `meta.depth`: 0 for an event published outside a
-    /// handler, one more than the handled event's inside one. A publish past the limit fails
-    /// with [`PublishError::LoopDetected`], and the delivery whose handler made it is
-    /// dead-lettered as an event loop, so a handler that re-publishes what it consumes stops
-    /// instead of spinning.
-    #[must_use]
-    pub fn max_causation_depth(mut self, depth: u32) -> Self {
-        self.config.max_depth = depth;
-        self
-    }
-
-    /// How many recent events with a correlation id `wait_for` can still find when it is
-    /// called after they were published (default 1024).
-    #[must_use]
-    pub fn wait_window(mut self, events: usize) -> Self {
-        self.config.recent = events;
-        self
-    }
-
-    /// Makes the bus durable: `publish` appends to `store` and returns once the event is
-    /// committed; each subscription reads the store from its checkpoint, so after a restart
-    /// it resumes where it left off; each handled event is claimed in the subscription's
-    /// inbox, so an event read again is not handled again; dead letters are stored.
-    ///
-    /// A subscription name is one consumer: run it in one process at a time. Several
-    /// processes may publish to the same store, and each may have subscriptions of its own;
-    /// two running the same subscription name would both handle its events.
-    ///
-    /// ```
-    /// # #[cfg(feature = "sqlite")]
-    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// use event_core::EventBus;
-    /// use event_core::store::SqliteStore;
-    ///
-    /// let dir = tempfile::tempdir()?;
-    /// let bus = EventBus::builder().store(SqliteStore::open(dir.path().join("events.db"))?).build();
-    /// # let _ = bus;
-    /// # Ok(())
-    /// # }
-    /// # #[cfg(not(feature = "sqlite"))]
-    /// # fn main() {}
-    /// ```
-    #[must_use]
-    pub fn store(mut self, store: impl Store) -> Self {
-        self.store = Some(Arc::new(store));
-        self
-    }
-
-    /// How often a durable bus looks for events appended by other processes, or inside a
-    /// caller's own transaction (default 100 ms). Events published through this bus wake
-    /// the subscriptions at once.
-    #[must_use]
-    pub fn poll_interval(mut self, interval: Duration) -> Self {
-        self.poll_interval = interval;
-        self
-    }
-
-    /// Keeps every published envelope, for [`HandlerTest`](crate::testing::HandlerTest).
-    pub(crate) fn record(mut self) -> Self {
-        self.record = true;
-        self
-    }
-
-    /// The bus. Subscriptions run on the current tokio runtime.
-    pub fn build(self) -> EventBus {
-        EventBus {
-            inner: Arc::new(Inner {
-                config: self.config,
-                shared: Arc::new(Shared {
-                    max_payload_bytes: self.max_payload_bytes,
-                    ..Shared::default()
-                }),
-                routes: RwLock::new(Vec::new()),
-                routing: RwLock::new(Arc::new(Routing::default())),
-                tasks: Mutex::new(Vec::new()),
-                closed: AtomicBool::new(false),
-                draining_done: AtomicBool::new(false),
-                recent: Mutex::new(Recent::default()),
-                recorded: self.record.then(|| Mutex::new(Vec::new())),
-                backing: self.store.map(|store| {
-                    Arc::new(Backing {
-                        store,
-                        appended: tokio::sync::Notify::new(),
-                        poll_interval: self.poll_interval,
-                    })
-                }),
-                stop: watch::channel(false).0,
-                pumps: Mutex::new(Vec::new()),
-            }),
-        }
-    }
-}
-
-/// Settings of one subscription, over the bus's defaults.
-///
-/// ```
-/// use event_core::{RetryPolicy, SubscriptionOptions};
-///
-/// let options = SubscriptionOptions::new().concurrency(8).queue_capacity(64).retry(RetryPolicy::never());
-/// # let _ = options;
-/// ```
-#[derive(Debug, Clone, Default)]
-pub struct SubscriptionOptions {
-    queue_capacity: Option<usize>,
-    concurrency: Option<usize>,
-    retry: Option<RetryPolicy>,
-    ordered_dead_letters: bool,
-}
-
-impl SubscriptionOptions {
-    /// The bus's defaults.
-    pub fn new() -> Self {
-        SubscriptionOptions::default()
-    }
-
-    /// Room per lane queue.
-    #[must_use]
-    pub fn queue_capacity(mut self, capacity: usize) -> Self {
-        self.queue_capacity = Some(capacity);
-        self
-    }
-
-    /// How many partition keys are handled at once.
-    #[must_use]
-    pub fn concurrency(mut self, lanes: usize) -> Self {
-        self.concurrency = Some(lanes);
-        self
-    }
-
-    /// The retry policy.
-    #[must_use]
-    pub fn retry(mut self, policy: RetryPolicy) -> Self {
-        self.retry = Some(policy);
-        self
-    }
-
-    /// Ordered dead letters: once an event of a partition key is dead-lettered, the later
-    /// events of that key are held back behind it, in order, while other keys flow.
-    /// [`EventBus::redeliver`] releases the key (the dead letter first, then what it held
-    /// back, in order); [`EventBus::discard`] releases what it held back without it.
-    /// [`DeadLetter::held_back`] says how many events a dead letter holds back. On a durable
-    /// bus the held-back events stay unsettled in the store, so they survive a restart (the
-    /// checkpoint does not pass them; what comes after is read again and deduplicated by
-    /// the inbox). Events without a partition key are not held back.
-    #[must_use]
-    pub fn ordered_dead_letters(mut self) -> Self {
-        self.ordered_dead_letters = true;
-        self
-    }
 }
 
 impl EventBus {
@@ -836,187 +614,6 @@ impl EventBus {
                 timeout,
             }),
         }
-    }
-
-    /// Every dead letter, oldest first (on a durable bus, those in the store first), with
-    /// how many events each holds back (ordered dead letters).
-    pub async fn dead_letters(&self) -> Vec<DeadLetter> {
-        let mut letters = Vec::new();
-        if let Some(backing) = &self.inner.backing {
-            match backing.store.dead_letters(None).await {
-                Ok(stored) => letters.extend(stored.into_iter().map(DeadLetter::from)),
-                Err(error) => tracing::error!(%error, "stored dead letters not readable"),
-            }
-        }
-        letters.extend(
-            self.inner
-                .shared
-                .dead_letters
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .iter()
-                .cloned(),
-        );
-        let routes = self
-            .inner
-            .routes
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
-        for letter in &mut letters {
-            let parking = routes
-                .iter()
-                .find(|route| route.name == letter.subscription)
-                .and_then(|route| route.parking.as_ref());
-            if let (Some(parking), Some(key)) = (parking, letter.envelope.partition_key()) {
-                letter.held_back = parking.held_back(key, letter.envelope.id);
-            }
-        }
-        letters
-    }
-
-    /// Takes a dead letter off the list for good, without handling its event. With ordered
-    /// dead letters, the events it held back are handled then, in order. A letter whose
-    /// subscription no longer exists can be discarded too.
-    ///
-    /// # Errors
-    ///
-    /// [`RedeliverError`] when the letter is not in the list, the store fails, or the bus is
-    /// shut down; the letter then stays in the list.
-    pub async fn discard(&self, letter: &DeadLetter) -> Result<(), RedeliverError> {
-        if self.inner.closed.load(Relaxed) {
-            return Err(RedeliverError::Closed);
-        }
-        let route = self.route(&letter.subscription);
-        let stored = self.stored_letter(letter).await?;
-        let event = if let (Some(stored), Some(backing)) = (stored, &self.inner.backing) {
-            backing
-                .store
-                .remove_dead_letter(stored.id)
-                .await
-                .map_err(RedeliverError::Store)?;
-            published::raw(stored.envelope)
-        } else {
-            let taken = self.take_dead_letter(letter)?;
-            taken
-                .event
-                .unwrap_or_else(|| published::raw(taken.envelope))
-        };
-        // What it held back follows, through its lane, in order.
-        if let Some(route) = route.filter(|route| route.parking.is_some())
-            && let Some(lane) = route.lane(event.header())
-            && let Ok(permit) = lane.reserve_owned().await
-        {
-            self.inner.shared.metrics.in_flight.fetch_add(1, Relaxed);
-            permit.send(Delivery {
-                letter: LetterAction::Discard,
-                ..Delivery::in_memory(event)
-            });
-        }
-        Ok(())
-    }
-
-    /// Takes a dead letter off the list and sends its event to its subscription again, with
-    /// a fresh count of attempts. On a durable bus the stored letter is removed once the
-    /// event is handled, or replaced by a new one if it fails again.
-    ///
-    /// # Errors
-    ///
-    /// [`RedeliverError`] when the letter is not in the list, its subscription is gone, the
-    /// store fails, or the bus is shut down; the letter then stays in the list.
-    pub async fn redeliver(&self, letter: &DeadLetter) -> Result<(), RedeliverError> {
-        if self.inner.closed.load(Relaxed) {
-            return Err(RedeliverError::Closed);
-        }
-        let route = self
-            .route(&letter.subscription)
-            .ok_or_else(|| RedeliverError::NoSubscription(letter.subscription.clone()))?;
-        let stored = self.stored_letter(letter).await?;
-        let (delivery, taken) = if let Some(stored) = stored {
-            let delivery = Delivery {
-                event: published::raw(stored.envelope),
-                position: None,
-                replay: false,
-                redelivers: Some(stored.id),
-                letter: LetterAction::Redeliver,
-            };
-            (delivery, None)
-        } else {
-            let taken = self.take_dead_letter(letter)?;
-            let event = taken
-                .event
-                .clone()
-                .unwrap_or_else(|| published::raw(taken.envelope.clone()));
-            let delivery = Delivery {
-                letter: LetterAction::Redeliver,
-                ..Delivery::in_memory(event)
-            };
-            (delivery, Some(taken))
-        };
-        let permit = match route.lane(delivery.event.header()) {
-            Some(lane) => lane.reserve_owned().await.ok(),
-            None => None,
-        };
-        if let Some(permit) = permit {
-            // Counted before the lane can finish it.
-            self.inner.shared.metrics.in_flight.fetch_add(1, Relaxed);
-            permit.send(delivery);
-            Ok(())
-        } else {
-            if let Some(taken) = taken {
-                self.inner
-                    .shared
-                    .dead_letters
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push(taken);
-            }
-            Err(RedeliverError::Closed)
-        }
-    }
-
-    /// The subscription named `name`.
-    fn route(&self, name: &str) -> Option<Arc<Route>> {
-        self.inner
-            .routes
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .find(|route| route.name == name)
-            .cloned()
-    }
-
-    /// The stored form of a dead letter, on a durable bus that has it.
-    async fn stored_letter(
-        &self,
-        letter: &DeadLetter,
-    ) -> Result<Option<crate::store::StoredDeadLetter>, RedeliverError> {
-        let Some(backing) = &self.inner.backing else {
-            return Ok(None);
-        };
-        Ok(backing
-            .store
-            .dead_letters(Some(&letter.subscription))
-            .await
-            .map_err(RedeliverError::Store)?
-            .into_iter()
-            .find(|stored| stored.envelope.id == letter.envelope.id))
-    }
-
-    /// Removes a dead letter from the in-memory list.
-    fn take_dead_letter(&self, letter: &DeadLetter) -> Result<DeadLetter, RedeliverError> {
-        let mut letters = self
-            .inner
-            .shared
-            .dead_letters
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let index = letters
-            .iter()
-            .position(|l| {
-                l.subscription == letter.subscription && l.envelope.id == letter.envelope.id
-            })
-            .ok_or(RedeliverError::NotFound(letter.envelope.id))?;
-        Ok(letters.remove(index))
     }
 
     /// After `shutdown` began, only handlers finishing their work may publish, until the

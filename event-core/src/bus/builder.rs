@@ -1,0 +1,238 @@
+//! Building a bus (defaults for every subscription, limits, a store) and the settings of one
+//! subscription.
+
+use super::durable::Backing;
+use super::retry::RetryPolicy;
+use super::subscription::Shared;
+use super::{EventBus, Inner, Recent, Routing};
+use crate::store::Store;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use tokio::sync::watch;
+
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Config {
+    pub(super) queue_capacity: usize,
+    pub(super) concurrency: usize,
+    pub(super) retry: RetryPolicy,
+    pub(super) recent: usize,
+    /// The deepest causation chain a publish may extend (the loop guard).
+    pub(super) max_depth: u32,
+}
+
+/// Builds an [`EventBus`]: defaults for every subscription, and limits.
+#[derive(Debug, Clone)]
+pub struct EventBusBuilder {
+    config: Config,
+    max_payload_bytes: usize,
+    record: bool,
+    store: Option<Arc<dyn Store>>,
+    poll_interval: Duration,
+}
+
+impl Default for EventBusBuilder {
+    fn default() -> Self {
+        EventBusBuilder {
+            config: Config {
+                queue_capacity: 1024,
+                concurrency: 1,
+                retry: RetryPolicy::default(),
+                recent: 1024,
+                max_depth: 64,
+            },
+            max_payload_bytes: 1 << 20,
+            record: false,
+            store: None,
+            poll_interval: Duration::from_millis(100),
+        }
+    }
+}
+
+impl EventBusBuilder {
+    /// Room per queue, per lane of a subscription (default 1024). `publish` waits when a
+    /// queue is full.
+    #[must_use]
+    pub fn queue_capacity(mut self, capacity: usize) -> Self {
+        self.config.queue_capacity = capacity.max(1);
+        self
+    }
+
+    /// How many partition keys a subscription handles at once (default 1: strictly in
+    /// publish order). Events with the same key are always handled one after another.
+    #[must_use]
+    pub fn concurrency(mut self, lanes: usize) -> Self {
+        self.config.concurrency = lanes.max(1);
+        self
+    }
+
+    /// The retry policy of every subscription that does not set its own.
+    #[must_use]
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.config.retry = policy;
+        self
+    }
+
+    /// The largest payload, in bytes of JSON (default 1 MiB). Where the bus encodes an event
+    /// (a durable bus's store, a pattern subscription's JSON), a larger one fails the publish
+    /// with [`PublishError::TooLarge`](crate::PublishError::TooLarge); one that arrives as JSON (read from a store, or
+    /// [`publish_raw`](EventBus::publish_raw)) is dead-lettered instead of handled. A typed
+    /// event handed to typed subscriptions in this process is never encoded, so never
+    /// measured.
+    #[must_use]
+    pub fn max_payload_bytes(mut self, bytes: usize) -> Self {
+        self.max_payload_bytes = bytes;
+        self
+    }
+
+    /// The loop guard: how long a chain of causes may grow (default 64). Every envelope
+    /// carries its causation depth in `meta.depth`: 0 for an event published outside a
+    /// handler, one more than the handled event's inside one. A publish past the limit fails
+    /// with [`PublishError::LoopDetected`](crate::PublishError::LoopDetected), and the delivery whose handler made it is
+    /// dead-lettered as an event loop, so a handler that re-publishes what it consumes stops
+    /// instead of spinning.
+    #[must_use]
+    pub fn max_causation_depth(mut self, depth: u32) -> Self {
+        self.config.max_depth = depth;
+        self
+    }
+
+    /// How many recent events with a correlation id `wait_for` can still find when it is
+    /// called after they were published (default 1024).
+    #[must_use]
+    pub fn wait_window(mut self, events: usize) -> Self {
+        self.config.recent = events;
+        self
+    }
+
+    /// Makes the bus durable: `publish` appends to `store` and returns once the event is
+    /// committed; each subscription reads the store from its checkpoint, so after a restart
+    /// it resumes where it left off; each handled event is claimed in the subscription's
+    /// inbox, so an event read again is not handled again; dead letters are stored.
+    ///
+    /// A subscription name is one consumer: run it in one process at a time. Several
+    /// processes may publish to the same store, and each may have subscriptions of its own;
+    /// two running the same subscription name would both handle its events.
+    ///
+    /// ```
+    /// # #[cfg(feature = "sqlite")]
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use event_core::EventBus;
+    /// use event_core::store::SqliteStore;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let bus = EventBus::builder().store(SqliteStore::open(dir.path().join("events.db"))?).build();
+    /// # let _ = bus;
+    /// # Ok(())
+    /// # }
+    /// # #[cfg(not(feature = "sqlite"))]
+    /// # fn main() {}
+    /// ```
+    #[must_use]
+    pub fn store(mut self, store: impl Store) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// How often a durable bus looks for events appended by other processes, or inside a
+    /// caller's own transaction (default 100 ms). Events published through this bus wake
+    /// the subscriptions at once.
+    #[must_use]
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval;
+        self
+    }
+
+    /// Keeps every published envelope, for [`HandlerTest`](crate::testing::HandlerTest).
+    pub(crate) fn record(mut self) -> Self {
+        self.record = true;
+        self
+    }
+
+    /// The bus. Subscriptions run on the current tokio runtime.
+    pub fn build(self) -> EventBus {
+        EventBus {
+            inner: Arc::new(Inner {
+                config: self.config,
+                shared: Arc::new(Shared {
+                    max_payload_bytes: self.max_payload_bytes,
+                    ..Shared::default()
+                }),
+                routes: RwLock::new(Vec::new()),
+                routing: RwLock::new(Arc::new(Routing::default())),
+                tasks: Mutex::new(Vec::new()),
+                closed: AtomicBool::new(false),
+                draining_done: AtomicBool::new(false),
+                recent: Mutex::new(Recent::default()),
+                recorded: self.record.then(|| Mutex::new(Vec::new())),
+                backing: self.store.map(|store| {
+                    Arc::new(Backing {
+                        store,
+                        appended: tokio::sync::Notify::new(),
+                        poll_interval: self.poll_interval,
+                    })
+                }),
+                stop: watch::channel(false).0,
+                pumps: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+}
+
+/// Settings of one subscription, over the bus's defaults.
+///
+/// ```
+/// use event_core::{RetryPolicy, SubscriptionOptions};
+///
+/// let options = SubscriptionOptions::new().concurrency(8).queue_capacity(64).retry(RetryPolicy::never());
+/// # let _ = options;
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct SubscriptionOptions {
+    pub(super) queue_capacity: Option<usize>,
+    pub(super) concurrency: Option<usize>,
+    pub(super) retry: Option<RetryPolicy>,
+    pub(super) ordered_dead_letters: bool,
+}
+
+impl SubscriptionOptions {
+    /// The bus's defaults.
+    pub fn new() -> Self {
+        SubscriptionOptions::default()
+    }
+
+    /// Room per lane queue.
+    #[must_use]
+    pub fn queue_capacity(mut self, capacity: usize) -> Self {
+        self.queue_capacity = Some(capacity);
+        self
+    }
+
+    /// How many partition keys are handled at once.
+    #[must_use]
+    pub fn concurrency(mut self, lanes: usize) -> Self {
+        self.concurrency = Some(lanes);
+        self
+    }
+
+    /// The retry policy.
+    #[must_use]
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+
+    /// Ordered dead letters: once an event of a partition key is dead-lettered, the later
+    /// events of that key are held back behind it, in order, while other keys flow.
+    /// [`EventBus::redeliver`] releases the key (the dead letter first, then what it held
+    /// back, in order); [`EventBus::discard`] releases what it held back without it.
+    /// [`DeadLetter::held_back`](crate::DeadLetter::held_back) says how many events a dead letter holds back. On a durable
+    /// bus the held-back events stay unsettled in the store, so they survive a restart (the
+    /// checkpoint does not pass them; what comes after is read again and deduplicated by
+    /// the inbox). Events without a partition key are not held back.
+    #[must_use]
+    pub fn ordered_dead_letters(mut self) -> Self {
+        self.ordered_dead_letters = true;
+        self
+    }
+}

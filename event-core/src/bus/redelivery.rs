@@ -1,0 +1,193 @@
+//! Dead letters as operators handle them: list (with how many events each holds back),
+//! redeliver, discard.
+
+use super::parking::LetterAction;
+use super::published;
+use super::subscription::{Delivery, Route};
+use super::{DeadLetter, EventBus, RedeliverError};
+use crate::store::StoredDeadLetter;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, PoisonError};
+
+impl EventBus {
+    /// Every dead letter, oldest first (on a durable bus, those in the store first), with
+    /// how many events each holds back (ordered dead letters).
+    pub async fn dead_letters(&self) -> Vec<DeadLetter> {
+        let mut letters = Vec::new();
+        if let Some(backing) = &self.inner.backing {
+            match backing.store.dead_letters(None).await {
+                Ok(stored) => letters.extend(stored.into_iter().map(DeadLetter::from)),
+                Err(error) => tracing::error!(%error, "stored dead letters not readable"),
+            }
+        }
+        letters.extend(
+            self.inner
+                .shared
+                .dead_letters
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .iter()
+                .cloned(),
+        );
+        let routes = self
+            .inner
+            .routes
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        for letter in &mut letters {
+            let parking = routes
+                .iter()
+                .find(|route| route.name == letter.subscription)
+                .and_then(|route| route.parking.as_ref());
+            if let (Some(parking), Some(key)) = (parking, letter.envelope.partition_key()) {
+                letter.held_back = parking.held_back(key, letter.envelope.id);
+            }
+        }
+        letters
+    }
+
+    /// Takes a dead letter off the list for good, without handling its event. With ordered
+    /// dead letters, the events it held back are handled then, in order. A letter whose
+    /// subscription no longer exists can be discarded too.
+    ///
+    /// # Errors
+    ///
+    /// [`RedeliverError`] when the letter is not in the list, the store fails, or the bus is
+    /// shut down; the letter then stays in the list.
+    pub async fn discard(&self, letter: &DeadLetter) -> Result<(), RedeliverError> {
+        if self.inner.closed.load(Relaxed) {
+            return Err(RedeliverError::Closed);
+        }
+        let route = self.route(&letter.subscription);
+        let stored = self.stored_letter(letter).await?;
+        let event = if let (Some(stored), Some(backing)) = (stored, &self.inner.backing) {
+            backing
+                .store
+                .remove_dead_letter(stored.id)
+                .await
+                .map_err(RedeliverError::Store)?;
+            published::raw(stored.envelope)
+        } else {
+            let taken = self.take_dead_letter(letter)?;
+            taken
+                .event
+                .unwrap_or_else(|| published::raw(taken.envelope))
+        };
+        // What it held back follows, through its lane, in order.
+        if let Some(route) = route.filter(|route| route.parking.is_some())
+            && let Some(lane) = route.lane(event.header())
+            && let Ok(permit) = lane.reserve_owned().await
+        {
+            self.inner.shared.metrics.in_flight.fetch_add(1, Relaxed);
+            permit.send(Delivery {
+                letter: LetterAction::Discard,
+                ..Delivery::in_memory(event)
+            });
+        }
+        Ok(())
+    }
+
+    /// Takes a dead letter off the list and sends its event to its subscription again, with
+    /// a fresh count of attempts. On a durable bus the stored letter is removed once the
+    /// event is handled, or replaced by a new one if it fails again.
+    ///
+    /// # Errors
+    ///
+    /// [`RedeliverError`] when the letter is not in the list, its subscription is gone, the
+    /// store fails, or the bus is shut down; the letter then stays in the list.
+    pub async fn redeliver(&self, letter: &DeadLetter) -> Result<(), RedeliverError> {
+        if self.inner.closed.load(Relaxed) {
+            return Err(RedeliverError::Closed);
+        }
+        let route = self
+            .route(&letter.subscription)
+            .ok_or_else(|| RedeliverError::NoSubscription(letter.subscription.clone()))?;
+        let stored = self.stored_letter(letter).await?;
+        let (delivery, taken) = if let Some(stored) = stored {
+            let delivery = Delivery {
+                event: published::raw(stored.envelope),
+                position: None,
+                replay: false,
+                redelivers: Some(stored.id),
+                letter: LetterAction::Redeliver,
+            };
+            (delivery, None)
+        } else {
+            let taken = self.take_dead_letter(letter)?;
+            let event = taken
+                .event
+                .clone()
+                .unwrap_or_else(|| published::raw(taken.envelope.clone()));
+            let delivery = Delivery {
+                letter: LetterAction::Redeliver,
+                ..Delivery::in_memory(event)
+            };
+            (delivery, Some(taken))
+        };
+        let permit = match route.lane(delivery.event.header()) {
+            Some(lane) => lane.reserve_owned().await.ok(),
+            None => None,
+        };
+        if let Some(permit) = permit {
+            // Counted before the lane can finish it.
+            self.inner.shared.metrics.in_flight.fetch_add(1, Relaxed);
+            permit.send(delivery);
+            Ok(())
+        } else {
+            if let Some(taken) = taken {
+                self.inner
+                    .shared
+                    .dead_letters
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(taken);
+            }
+            Err(RedeliverError::Closed)
+        }
+    }
+
+    /// The subscription named `name`.
+    fn route(&self, name: &str) -> Option<Arc<Route>> {
+        self.inner
+            .routes
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .find(|route| route.name == name)
+            .cloned()
+    }
+
+    /// The stored form of a dead letter, on a durable bus that has it.
+    async fn stored_letter(
+        &self,
+        letter: &DeadLetter,
+    ) -> Result<Option<StoredDeadLetter>, RedeliverError> {
+        let Some(backing) = &self.inner.backing else {
+            return Ok(None);
+        };
+        Ok(backing
+            .store
+            .dead_letters(Some(&letter.subscription))
+            .await
+            .map_err(RedeliverError::Store)?
+            .into_iter()
+            .find(|stored| stored.envelope.id == letter.envelope.id))
+    }
+
+    /// Removes a dead letter from the in-memory list.
+    fn take_dead_letter(&self, letter: &DeadLetter) -> Result<DeadLetter, RedeliverError> {
+        let mut letters = self
+            .inner
+            .shared
+            .dead_letters
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let index = letters
+            .iter()
+            .position(|l| {
+                l.subscription == letter.subscription && l.envelope.id == letter.envelope.id
+            })
+            .ok_or(RedeliverError::NotFound(letter.envelope.id))?;
+        Ok(letters.remove(index))
+    }
+}
