@@ -3,7 +3,7 @@
 
 use crate::error::CatalogError;
 use crate::json;
-use event_core::{EventDescriptor, Registry, RegistryError};
+use event_core::{EventDescriptor, RawUpcaster, Registry, RegistryError};
 use schemars::generate::SchemaSettings;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
@@ -223,6 +223,12 @@ impl CatalogEvent {
     /// The catalog entry of one descriptor; `consumers` come from
     /// [`event_core::consumers_of`].
     pub fn from_descriptor(descriptor: &EventDescriptor) -> Self {
+        Self::with_upcasters(descriptor, &event_core::raw_upcasters())
+    }
+
+    /// [`from_descriptor`](Self::from_descriptor) with the raw upcasters read once by the
+    /// caller, for a whole registry.
+    fn with_upcasters(descriptor: &EventDescriptor, raw: &[RawUpcaster]) -> Self {
         let consumers = event_core::consumers_of(descriptor.name(), descriptor.version())
             .into_iter()
             .map(str::to_owned)
@@ -243,7 +249,7 @@ impl CatalogEvent {
             partition_key: descriptor.partition_key().map(str::to_owned),
             pii: descriptor.pii().iter().map(|&f| f.to_owned()).collect(),
             deprecated,
-            upcasts: upcasts(descriptor),
+            upcasts: upcasts(descriptor, raw),
             schema: json::canonical(descriptor.schema().to_value()),
             schema_draft07: Some(json::canonical(
                 descriptor
@@ -272,14 +278,13 @@ impl CatalogEvent {
 
 /// The steps below `descriptor`'s version: its `previous`, or the raw upcasters down from
 /// the version below as far as they go.
-fn upcasts(descriptor: &EventDescriptor) -> Vec<Upcast> {
+fn upcasts(descriptor: &EventDescriptor, raw: &[RawUpcaster]) -> Vec<Upcast> {
     if descriptor.previous().is_some() {
         return vec![Upcast {
             from_version: descriptor.version() - 1,
             by: UpcastBy::Previous,
         }];
     }
-    let raw = event_core::raw_upcasters();
     (1..descriptor.version())
         .rev()
         .take_while(|&v| {
@@ -296,7 +301,12 @@ fn upcasts(descriptor: &EventDescriptor) -> Vec<Upcast> {
 impl Catalog {
     /// The catalog of every event in `registry`.
     pub fn from_registry(registry: &Registry) -> Self {
-        Catalog::from_events(registry.iter().map(CatalogEvent::from_descriptor))
+        let raw = event_core::raw_upcasters();
+        Catalog::from_events(
+            registry
+                .iter()
+                .map(|descriptor| CatalogEvent::with_upcasters(descriptor, &raw)),
+        )
     }
 
     /// The catalog of every event linked into the running binary ([`event_core::registry()`]).

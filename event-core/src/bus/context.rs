@@ -84,28 +84,32 @@ impl PublishContext {
     /// Fills the envelope's ids and metadata from this context and the handler scope,
     /// and its causation depth: one more than the handled event's, 0 outside a handler.
     pub(crate) fn apply<E>(self, envelope: &mut Envelope<E>) {
+        let causation_given = self.causation_id.is_some();
         let _ = HANDLED.try_with(|scope| {
             let handled = scope.header();
             envelope.correlation_id.clone_from(&handled.correlation_id);
-            envelope.causation_id = Some(SmolStr::new(
-                handled
-                    .id
-                    .hyphenated()
-                    .encode_lower(&mut Uuid::encode_buffer()),
-            ));
+            if !causation_given {
+                envelope.causation_id = Some(SmolStr::new(
+                    handled
+                        .id
+                        .hyphenated()
+                        .encode_lower(&mut Uuid::encode_buffer()),
+                ));
+            }
             envelope.trace_id.clone_from(&handled.trace_id);
             envelope
                 .meta
                 .set_depth(handled.meta.depth().saturating_add(1));
         });
-        if let Some(id) = self.correlation_id {
-            envelope.correlation_id = Some(id);
-        }
-        if let Some(id) = self.causation_id {
-            envelope.causation_id = Some(id);
-        }
-        if let Some(id) = self.trace_id {
-            envelope.trace_id = Some(id);
+        // What the context names wins over what the handler scope gave.
+        for (field, given) in [
+            (&mut envelope.correlation_id, self.correlation_id),
+            (&mut envelope.causation_id, self.causation_id),
+            (&mut envelope.trace_id, self.trace_id),
+        ] {
+            if given.is_some() {
+                *field = given;
+            }
         }
         if let Some(source) = self.source {
             envelope.source = Some(source);

@@ -785,10 +785,7 @@ impl EventBus {
     }
 
     fn durable_routes(&self) -> Vec<Arc<Durable>> {
-        self.inner
-            .routes
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.routes()
             .iter()
             .filter_map(|route| route.durable.clone())
             .collect()

@@ -73,16 +73,14 @@ impl EventBus {
                 .event
                 .unwrap_or_else(|| published::raw(taken.envelope))
         };
-        // What it held back follows, through its lane, in order.
-        if let Some(route) = route.filter(|route| route.parking.is_some())
-            && let Some(lane) = route.lane(event.header())
-            && let Ok(permit) = lane.reserve_owned().await
-        {
-            self.inner.shared.metrics.in_flight.fetch_add(1, Relaxed);
-            permit.send(Delivery {
+        // What it held back follows, through its lane, in order. Once the lanes are closed
+        // (shutdown) there is nothing left to release it to.
+        if let Some(route) = route.filter(|route| route.parking.is_some()) {
+            let discard = Delivery {
                 letter: LetterAction::Discard,
                 ..Delivery::in_memory(event)
-            });
+            };
+            let _ = self.hand_to(&route, discard).await;
         }
         Ok(())
     }
@@ -124,14 +122,7 @@ impl EventBus {
             };
             (delivery, Some(taken))
         };
-        let permit = match route.lane(delivery.event.header()) {
-            Some(lane) => lane.reserve_owned().await.ok(),
-            None => None,
-        };
-        if let Some(permit) = permit {
-            // Counted before the lane can finish it.
-            self.inner.shared.metrics.in_flight.fetch_add(1, Relaxed);
-            permit.send(delivery);
+        if self.hand_to(&route, delivery).await.is_ok() {
             Ok(())
         } else {
             if let Some(taken) = taken {
@@ -143,6 +134,22 @@ impl EventBus {
                     .push(taken);
             }
             Err(RedeliverError::Closed)
+        }
+    }
+
+    /// Sends a delivery to its lane of `route`, counted in flight before the lane can finish
+    /// it; gives it back when the lanes are closed.
+    async fn hand_to(&self, route: &Route, delivery: Delivery) -> Result<(), Delivery> {
+        let Some(lane) = route.lane(delivery.event.header()) else {
+            return Err(delivery);
+        };
+        match lane.reserve_owned().await {
+            Ok(permit) => {
+                self.inner.shared.metrics.in_flight.fetch_add(1, Relaxed);
+                permit.send(delivery);
+                Ok(())
+            }
+            Err(_) => Err(delivery),
         }
     }
 
