@@ -1,10 +1,12 @@
 //! Building a bus (defaults for every subscription, limits, a store) and the settings of one
 //! subscription.
 
-use super::durable::Backing;
 use super::retry::RetryPolicy;
-use super::subscription::Shared;
-use super::{EventBus, Inner, Recent, Routing};
+use super::routing::Routing;
+use super::shared::Shared;
+use super::store_feed::Backing;
+use super::wait::Recent;
+use super::{EventBus, Inner};
 use crate::store::Store;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, RwLock};
@@ -172,6 +174,7 @@ impl EventBusBuilder {
                         poll_interval: self.poll_interval,
                     })
                 }),
+                durables: RwLock::new(Vec::new()),
                 stop: watch::channel(false).0,
                 pumps: Mutex::new(Vec::new()),
             }),

@@ -162,3 +162,23 @@ tokio::task_local! {
     /// `PublishContext` there.
     pub(crate) static HANDLED: Handled;
 }
+
+impl super::EventBus {
+    /// Runs `handler` on `envelope` as a subscription would: in the handler scope, so
+    /// what it publishes carries correlation and causation; panics caught.
+    pub(crate) async fn run_handler<Fut>(
+        &self,
+        event: &Event,
+        handler: Fut,
+    ) -> Result<(), super::HandlerError>
+    where
+        Fut: Future<Output = Result<(), super::HandlerError>>,
+    {
+        let scope = Handled::of(event);
+        let scoped = std::panic::AssertUnwindSafe(HANDLED.scope(scope, handler));
+        match futures_util::FutureExt::catch_unwind(scoped).await {
+            Ok(result) => result,
+            Err(panic) => Err(super::error::panicked(&*panic)),
+        }
+    }
+}

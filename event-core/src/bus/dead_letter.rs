@@ -34,6 +34,26 @@ pub struct DeadLetter {
 }
 
 impl DeadLetter {
+    /// A dead letter read back from a transport: no typed event, holding nothing back.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn from_parts(
+        subscription: String,
+        envelope: RawEnvelope,
+        last_error: String,
+        attempts: u32,
+        failed_at: DateTime<Utc>,
+    ) -> DeadLetter {
+        DeadLetter {
+            subscription,
+            envelope,
+            last_error,
+            attempts,
+            failed_at,
+            held_back: 0,
+            event: None,
+        }
+    }
+
     /// A dead letter of `event` at `subscription`. An event whose payload does not serialize
     /// (only a typed one, published in this process, can be such) keeps `null` as its JSON
     /// payload, says why in `last_error`, and is still redelivered typed.

@@ -244,3 +244,13 @@ pub enum SubscribeError {
     #[error("the event bus is shut down")]
     Closed,
 }
+
+/// A panic as a retryable handler error, with its message when it has one.
+pub(crate) fn panicked(panic: &(dyn std::any::Any + Send)) -> HandlerError {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a non-string payload".to_owned());
+    HandlerError::retryable(format!("handler panicked: {message}"))
+}

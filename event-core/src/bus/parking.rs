@@ -9,23 +9,11 @@
 //!
 //! [`SubscriptionOptions::ordered_dead_letters`]: crate::SubscriptionOptions::ordered_dead_letters
 
-use super::subscription::Delivery;
+use super::delivery::{Delivery, LetterAction};
 use smol_str::SmolStr;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, PoisonError};
 use uuid::Uuid;
-
-/// What a delivery of a dead letter's event asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) enum LetterAction {
-    /// An ordinary delivery.
-    #[default]
-    None,
-    /// `redeliver`: handle it, then the events parked behind it.
-    Redeliver,
-    /// `discard`: do not handle it; release the events parked behind it.
-    Discard,
-}
 
 /// The blocked keys of one subscription.
 #[derive(Debug, Default)]

@@ -1,9 +1,10 @@
 //! Dead letters as operators handle them: list (with how many events each holds back),
 //! redeliver, discard.
 
-use super::parking::LetterAction;
+use super::delivery::Delivery;
+use super::delivery::LetterAction;
 use super::published;
-use super::subscription::{Delivery, Route};
+use super::routing::Route;
 use super::{DeadLetter, EventBus, RedeliverError};
 use crate::store::StoredDeadLetter;
 use std::sync::atomic::Ordering::Relaxed;

@@ -2,160 +2,25 @@
 
 use super::context::{HANDLED, Handled};
 use super::dead_letter::DeadLetter;
-use super::durable::Durable;
-use super::error::HandlerError;
+use super::delivery::Delivery;
+use super::delivery::LetterAction;
+use super::error::{HandlerError, panicked};
 use super::handler::Handler;
-use super::metrics::Metrics;
-use super::parking::{Admit, LetterAction, Parking};
-use super::pattern::Pattern;
+use super::parking::{Admit, Parking};
 use super::published::Event;
 use super::retry::RetryPolicy;
-use crate::envelope::Envelope;
+use super::routing::Lane;
+use super::shared::Shared;
+use super::store_feed::Durable;
 use futures_util::FutureExt;
 use smol_str::SmolStr;
-use std::hash::{Hash, Hasher};
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::Instrument;
-
-/// What a lane's queue carries.
-#[derive(Debug)]
-pub(crate) struct Delivery {
-    pub(crate) event: Event,
-    /// Where the event sits in the store, on a durable bus: its subscription's checkpoint
-    /// passes it once it is handled or dead-lettered.
-    pub(crate) position: Option<u64>,
-    /// Handled even if the subscription already handled it (a replay).
-    pub(crate) replay: bool,
-    /// The stored dead letter this delivery retries, removed once it is settled.
-    pub(crate) redelivers: Option<crate::store::DeadLetterId>,
-    /// Whether it redelivers or discards a dead letter, for ordered dead letters.
-    pub(crate) letter: LetterAction,
-}
-
-impl Delivery {
-    /// An event that is not (or not yet) in a store.
-    pub(crate) fn in_memory(event: Event) -> Self {
-        Delivery {
-            event,
-            position: None,
-            replay: false,
-            redelivers: None,
-            letter: LetterAction::None,
-        }
-    }
-}
-
-/// The queue of one lane of a subscription.
-pub(crate) type Lane = mpsc::Sender<Delivery>;
-
-/// Which events a subscription receives.
-#[derive(Debug)]
-pub(crate) enum Matcher {
-    /// Every event whose type is one of these names, at any version: a version the union
-    /// does not know is dead-lettered, not skipped.
-    Names(Vec<&'static str>),
-    /// Every event whose type matches.
-    Pattern(Pattern),
-}
-
-impl Matcher {
-    pub(crate) fn matches(&self, event_type: &str) -> bool {
-        match self {
-            Matcher::Names(names) => names.contains(&event_type),
-            Matcher::Pattern(pattern) => pattern.matches(event_type),
-        }
-    }
-
-    /// Whether the subscription's handler takes the event's JSON.
-    pub(crate) fn takes_json(&self) -> bool {
-        matches!(self, Matcher::Pattern(_))
-    }
-}
-
-/// State shared by the bus and every lane: counters and dead letters.
-#[derive(Debug, Default)]
-pub(crate) struct Shared {
-    pub(crate) metrics: Metrics,
-    pub(crate) dead_letters: Mutex<Vec<DeadLetter>>,
-    pub(crate) max_payload_bytes: usize,
-    /// Signalled when the last delivery in flight finishes.
-    pub(crate) idle: tokio::sync::Notify,
-}
-
-impl Shared {
-    /// A delivery is over: delivered or dead-lettered.
-    pub(crate) fn finished(&self) {
-        if self.metrics.in_flight.fetch_sub(1, Relaxed) == 1 {
-            self.idle.notify_waiters();
-        }
-    }
-
-    /// Returns once no delivery is in flight.
-    pub(crate) async fn wait_idle(&self) {
-        loop {
-            let notified = self.idle.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.metrics.in_flight.load(Relaxed) == 0 {
-                return;
-            }
-            notified.await;
-        }
-    }
-
-    /// Keeps a dead letter in memory.
-    pub(crate) fn dead_letter(&self, letter: DeadLetter) {
-        self.dead_letters
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(letter);
-    }
-}
-
-/// The routing side of a subscription, held by the bus.
-pub(crate) struct Route {
-    pub(crate) name: String,
-    pub(crate) matcher: Matcher,
-    /// One queue per lane; emptied at shutdown, which ends the lanes once drained.
-    pub(crate) lanes: std::sync::RwLock<Vec<Lane>>,
-    /// Its place in the store, on a durable bus.
-    pub(crate) durable: Option<Arc<Durable>>,
-    /// The keys held back by dead letters, with ordered dead letters.
-    pub(crate) parking: Option<Arc<Parking>>,
-}
-
-impl Route {
-    /// The lane of an event (see [`pick`]), as an owned sender.
-    pub(crate) fn lane<P>(&self, envelope: &Envelope<P>) -> Option<Lane> {
-        let lanes = self
-            .lanes
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        pick(&lanes, envelope).cloned()
-    }
-}
-
-/// The lane of an event among a subscription's: by partition key, so one key's events stay
-/// in order; events without a key spread by id. `None` once the lanes are closed.
-pub(crate) fn pick<'a, P>(lanes: &'a [Lane], envelope: &Envelope<P>) -> Option<&'a Lane> {
-    match lanes.len() {
-        0 => return None,
-        1 => return lanes.first(),
-        _ => {}
-    }
-    let mut hasher = std::hash::DefaultHasher::new();
-    match envelope.partition_key() {
-        Some(key) => key.hash(&mut hasher),
-        None => envelope.id.hash(&mut hasher),
-    }
-    let index = usize::try_from(hasher.finish() % lanes.len() as u64).unwrap_or(0);
-    lanes.get(index)
-}
 
 /// The handling side of a subscription, held by its lanes.
 pub(crate) struct Worker<H> {
@@ -224,18 +89,32 @@ impl<H: Handler> Worker<H> {
         self.shared.finished();
     }
 
-    /// Handles a delivery, or dead-letters it; true when it was dead-lettered.
+    /// Handles a delivery, or dead-letters it, and settles it where it came from; true when
+    /// it was dead-lettered.
     async fn settle(&self, delivery: &Delivery) -> bool {
-        match &self.durable {
-            None => match self.handle(&delivery.event).await {
+        let Some(durable) = &self.durable else {
+            return match self.handle(&delivery.event).await {
                 Ok(()) => false,
                 Err(letter) => {
                     self.shared.dead_letter(letter);
                     true
                 }
-            },
-            Some(durable) => durable.deliver(self, delivery).await,
+            };
+        };
+        if durable.handled_before(delivery).await {
+            self.shared.metrics.deduplicated.fetch_add(1, Relaxed);
+            durable.finish(delivery, true).await;
+            return false;
         }
+        let (dead, settled) = match self.handle(&delivery.event).await {
+            Ok(()) => {
+                durable.claim(delivery).await;
+                (false, true)
+            }
+            Err(letter) => (true, durable.keep(&self.shared, letter).await),
+        };
+        durable.finish(delivery, settled).await;
+        dead
     }
 
     /// A delivery with ordered dead letters: parked behind its key's dead letter, or
@@ -285,7 +164,7 @@ impl<H: Handler> Worker<H> {
     }
 
     /// Handles one event: `Err` holds the dead letter when it failed for good.
-    pub(crate) async fn handle(&self, event: &Event) -> Result<(), DeadLetter> {
+    async fn handle(&self, event: &Event) -> Result<(), DeadLetter> {
         // The limit guards what arrives as bytes; an event typed in this process has none.
         if event.payload().is_none()
             && let Ok(raw) = event.raw()
@@ -367,14 +246,4 @@ impl<H: Handler> Worker<H> {
         self.shared.metrics.dead_lettered.fetch_add(1, Relaxed);
         DeadLetter::new(self.name.clone(), event, last_error, attempts)
     }
-}
-
-/// A panic as a retryable handler error, with its message when it has one.
-pub(crate) fn panicked(panic: &(dyn std::any::Any + Send)) -> HandlerError {
-    let message = panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a non-string payload".to_owned());
-    HandlerError::retryable(format!("handler panicked: {message}"))
 }

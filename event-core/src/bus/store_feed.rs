@@ -3,9 +3,11 @@
 //! subscription and event id) makes handling once.
 
 use super::dead_letter::DeadLetter;
-use super::handler::Handler;
+use super::delivery::{Delivery, LetterAction};
 use super::published;
-use super::subscription::{Delivery, Route, Shared, Worker};
+use super::routing::Route;
+use super::shared::Shared;
+use super::{EventBus, ReplayError};
 use crate::store::{Position, Store, StoreError, StoredEvent};
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering::Relaxed;
@@ -119,54 +121,41 @@ impl Durable {
         self.progress().settled(position);
     }
 
-    /// Handles one delivery, unless the subscription already did, and records the outcome:
-    /// an inbox claim, or a stored dead letter. True when it was dead-lettered.
-    pub(crate) async fn deliver<H: Handler>(
-        &self,
-        worker: &Worker<H>,
-        delivery: &Delivery,
-    ) -> bool {
+    /// Whether the subscription handled this event before (its inbox has a claim), and so
+    /// only settles it. A redelivered dead letter is checked too: the event may have been
+    /// handled since (read again after a restart), and the letter is then only stale.
+    pub(crate) async fn handled_before(&self, delivery: &Delivery) -> bool {
+        if delivery.replay {
+            return false;
+        }
         let id = delivery.event.header().id;
-        let store = &self.backing.store;
-        // A redelivered dead letter is checked too: the event may have been handled since
-        // (read again after a restart), and the letter is then only stale.
-        let handled_before = !delivery.replay
-            && match store.is_claimed(&self.name, id).await {
-                Ok(claimed) => claimed,
-                Err(error) => {
-                    tracing::warn!(%error, "inbox not readable; handling the event anyway");
-                    false
-                }
-            };
-        let mut settled = true;
-        let mut dead = false;
-        if handled_before {
-            worker.shared.metrics.deduplicated.fetch_add(1, Relaxed);
-        } else {
-            match worker.handle(&delivery.event).await {
-                Ok(()) => self.claim(delivery).await,
-                Err(letter) => {
-                    dead = true;
-                    settled = self.keep(&worker.shared, letter).await;
-                }
+        match self.backing.store.is_claimed(&self.name, id).await {
+            Ok(claimed) => claimed,
+            Err(error) => {
+                tracing::warn!(%error, "inbox not readable; handling the event anyway");
+                false
             }
         }
+    }
+
+    /// Settles a delivery once its outcome is recorded: removes the dead letter it
+    /// redelivered, and lets the checkpoint pass it. A dead letter the store would not take
+    /// (`settled` false) keeps the checkpoint before its event, so the event comes back
+    /// after a restart rather than being lost.
+    pub(crate) async fn finish(&self, delivery: &Delivery, settled: bool) {
         if let Some(old) = delivery.redelivers.filter(|_| settled)
-            && let Err(error) = store.remove_dead_letter(old).await
+            && let Err(error) = self.backing.store.remove_dead_letter(old).await
         {
             tracing::warn!(%error, "redelivered dead letter stays in the store");
         }
-        // A dead letter the store would not take keeps the checkpoint before its event, so
-        // the event comes back after a restart rather than being lost.
         if let (Some(position), true) = (delivery.position, settled) {
             self.progress().settled(position);
         }
-        dead
     }
 
     /// Writes the inbox claim of a handled event, retrying a failing store a few times. A
     /// claim that cannot be written means the event may be handled again after a restart.
-    async fn claim(&self, delivery: &Delivery) {
+    pub(crate) async fn claim(&self, delivery: &Delivery) {
         let id = delivery.event.header().id;
         if let Err(error) = with_retries(|| self.backing.store.claim(&self.name, id)).await {
             tracing::error!(%error, "inbox claim not written: the event may be handled again");
@@ -175,7 +164,7 @@ impl Durable {
 
     /// Stores a dead letter; if the store keeps failing, keeps it in memory and says so by
     /// returning false.
-    async fn keep(&self, shared: &Shared, letter: DeadLetter) -> bool {
+    pub(crate) async fn keep(&self, shared: &Shared, letter: DeadLetter) -> bool {
         match with_retries(|| self.backing.store.put_dead_letter(&letter)).await {
             Ok(_) => true,
             Err(error) => {
@@ -403,7 +392,7 @@ async fn dispatch(
             position: Some(position),
             replay: position <= replay_until,
             redelivers: None,
-            letter: super::parking::LetterAction::None,
+            letter: LetterAction::None,
         };
         if lane.send(delivery).await.is_err() {
             shared.finished();
@@ -418,5 +407,42 @@ async fn sleep_or_stop(duration: Duration, stop: &mut watch::Receiver<bool>) -> 
     tokio::select! {
         () = tokio::time::sleep(duration) => *stop.borrow(),
         _ = stop.changed() => true,
+    }
+}
+
+impl EventBus {
+    /// Tells the subscriptions of a durable bus to read the store now, rather than at their
+    /// next poll: call it after committing events appended in your own transaction
+    /// (`SqliteStore::append_in`, `PostgresStore::append_in`). Does nothing on
+    /// an in-memory bus.
+    pub fn wake(&self) {
+        if let Some(backing) = &self.inner.backing {
+            backing.appended.notify_waiters();
+        }
+    }
+
+    /// Handles a subscription's events again, from the first after `after` (0: from the
+    /// beginning), including those it already handled. Durable bus only.
+    ///
+    /// # Errors
+    ///
+    /// [`ReplayError`] when the bus has no store, the subscription does not exist, or the
+    /// store fails.
+    pub async fn replay(&self, subscription: &str, after: Position) -> Result<(), ReplayError> {
+        let backing = self.inner.backing.as_ref().ok_or(ReplayError::InMemory)?;
+        let durable = self
+            .durable_routes()
+            .into_iter()
+            .find(|durable| durable.name == subscription)
+            .ok_or_else(|| ReplayError::NoSubscription(subscription.to_owned()))?;
+        let head = backing.store.head().await.map_err(ReplayError::Store)?;
+        backing
+            .store
+            .reset_checkpoint(subscription, after)
+            .await
+            .map_err(ReplayError::Store)?;
+        durable.rewind(after, head);
+        backing.appended.notify_waiters();
+        Ok(())
     }
 }

@@ -1,0 +1,43 @@
+//! What a subscription's lane queue carries: an event, and where it came from.
+
+use super::published::Event;
+
+/// What a lane's queue carries.
+#[derive(Debug)]
+pub(crate) struct Delivery {
+    pub(crate) event: Event,
+    /// Where the event sits in the store, on a durable bus: its subscription's checkpoint
+    /// passes it once it is handled or dead-lettered.
+    pub(crate) position: Option<u64>,
+    /// Handled even if the subscription already handled it (a replay).
+    pub(crate) replay: bool,
+    /// The stored dead letter this delivery retries, removed once it is settled.
+    pub(crate) redelivers: Option<crate::store::DeadLetterId>,
+    /// Whether it redelivers or discards a dead letter, for ordered dead letters.
+    pub(crate) letter: LetterAction,
+}
+
+impl Delivery {
+    /// An event that is not (or not yet) in a store.
+    pub(crate) fn in_memory(event: Event) -> Self {
+        Delivery {
+            event,
+            position: None,
+            replay: false,
+            redelivers: None,
+            letter: LetterAction::None,
+        }
+    }
+}
+
+/// What a delivery of a dead letter's event asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum LetterAction {
+    /// An ordinary delivery.
+    #[default]
+    None,
+    /// `redeliver`: handle it, then the events parked behind it.
+    Redeliver,
+    /// `discard`: do not handle it; release the events parked behind it.
+    Discard,
+}

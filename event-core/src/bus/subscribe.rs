@@ -1,0 +1,201 @@
+//! Subscribing: a name, which events, a handler; the subscription's lanes start at once, and
+//! on a durable bus or a transport its feed.
+
+use super::handler::{self, Handler};
+use super::parking::Parking;
+use super::pattern::Pattern;
+use super::routing::{Matcher, Route, Routing};
+use super::store_feed::{self, Durable};
+use super::subscription::{self, Worker};
+use super::{EventBus, HandlerError, SubscribeError, SubscriptionOptions};
+use crate::envelope::{Envelope, RawEnvelope};
+use crate::event::DomainEvent;
+use crate::union::EventUnion;
+use std::future::Future;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, PoisonError, RwLock};
+
+impl EventBus {
+    /// Subscribes `name` to the events of the union `U`, handled by `handler`.
+    ///
+    /// # Errors
+    ///
+    /// [`SubscribeError`] when the name is taken or the bus is shut down.
+    pub fn subscribe<U, F, Fut>(&self, name: &str, handler: F) -> Result<(), SubscribeError>
+    where
+        U: EventUnion,
+        F: Fn(Envelope<U>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
+    {
+        self.subscribe_with(name, &SubscriptionOptions::new(), handler)
+    }
+
+    /// [`subscribe`](Self::subscribe) with settings of its own.
+    ///
+    /// # Errors
+    ///
+    /// [`SubscribeError`] when the name is taken or the bus is shut down.
+    pub fn subscribe_with<U, F, Fut>(
+        &self,
+        name: &str,
+        options: &SubscriptionOptions,
+        handler: F,
+    ) -> Result<(), SubscribeError>
+    where
+        U: EventUnion,
+        F: Fn(Envelope<U>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
+    {
+        let mut names: Vec<&'static str> = U::EVENTS.iter().map(|(n, _)| *n).collect();
+        names.sort_unstable();
+        names.dedup();
+        self.add(
+            name,
+            Matcher::Names(names),
+            options,
+            handler::Typed::<U, F>::new(handler),
+        )
+    }
+
+    /// Subscribes `name` to one event type: a union of one.
+    ///
+    /// # Errors
+    ///
+    /// [`SubscribeError`] when the name is taken or the bus is shut down.
+    pub fn subscribe_event<E, F, Fut>(&self, name: &str, handler: F) -> Result<(), SubscribeError>
+    where
+        E: DomainEvent,
+        F: Fn(Envelope<E>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
+    {
+        self.subscribe::<E, F, Fut>(name, handler)
+    }
+
+    /// Subscribes `name` to every event whose type matches a dotted glob: `order.*`,
+    /// `*.created`, or `*` for all. The handler gets the payload undecoded.
+    ///
+    /// # Errors
+    ///
+    /// [`SubscribeError`] when the name is taken or the bus is shut down.
+    pub fn subscribe_pattern<F, Fut>(
+        &self,
+        name: &str,
+        pattern: &str,
+        handler: F,
+    ) -> Result<(), SubscribeError>
+    where
+        F: Fn(RawEnvelope) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
+    {
+        self.subscribe_pattern_with(name, pattern, &SubscriptionOptions::new(), handler)
+    }
+
+    /// [`subscribe_pattern`](Self::subscribe_pattern) with settings of its own.
+    ///
+    /// # Errors
+    ///
+    /// [`SubscribeError`] when the name is taken or the bus is shut down.
+    pub fn subscribe_pattern_with<F, Fut>(
+        &self,
+        name: &str,
+        pattern: &str,
+        options: &SubscriptionOptions,
+        handler: F,
+    ) -> Result<(), SubscribeError>
+    where
+        F: Fn(RawEnvelope) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
+    {
+        self.add(
+            name,
+            Matcher::Pattern(Pattern::new(pattern)),
+            options,
+            handler::Raw(handler),
+        )
+    }
+
+    fn add<H: Handler>(
+        &self,
+        name: &str,
+        matcher: Matcher,
+        options: &SubscriptionOptions,
+        handler: H,
+    ) -> Result<(), SubscribeError> {
+        if self.inner.closed.load(Relaxed) {
+            return Err(SubscribeError::Closed);
+        }
+        let mut routes = self
+            .inner
+            .routes
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if routes.iter().any(|r| r.name == name) {
+            return Err(SubscribeError::NameTaken(name.to_owned()));
+        }
+        let config = &self.inner.config;
+        let durable = self
+            .inner
+            .backing
+            .as_ref()
+            .map(|backing| Arc::new(Durable::new(Arc::clone(backing), name.to_owned())));
+        let parking = options
+            .ordered_dead_letters
+            .then(|| Arc::new(Parking::default()));
+        let worker = Worker {
+            name: name.to_owned(),
+            handler,
+            retry: options.retry.unwrap_or(config.retry),
+            shared: Arc::clone(&self.inner.shared),
+            durable: durable.clone(),
+            parking: parking.clone(),
+            calls: std::sync::atomic::AtomicU64::new(0),
+        };
+        let (lanes, tasks) = subscription::start(
+            worker,
+            options.concurrency.unwrap_or(config.concurrency),
+            options.queue_capacity.unwrap_or(config.queue_capacity),
+        );
+        let route = Arc::new(Route {
+            name: name.to_owned(),
+            matcher,
+            lanes: RwLock::new(lanes.clone()),
+            parking,
+        });
+        {
+            let mut routing = self
+                .inner
+                .routing
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            let mut next = Routing::clone(&routing);
+            next.routes
+                .push((Arc::clone(&route), lanes.into_boxed_slice()));
+            *routing = Arc::new(next);
+        }
+        if let Some(durable) = durable {
+            self.inner
+                .durables
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(Arc::clone(&durable));
+            let pump = tokio::spawn(store_feed::pump(
+                durable,
+                Arc::clone(&route),
+                Arc::clone(&self.inner.shared),
+                self.inner.stop.subscribe(),
+            ));
+            self.inner
+                .pumps
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(pump);
+        }
+        routes.push(route);
+        self.inner
+            .tasks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(tasks);
+        Ok(())
+    }
+}
