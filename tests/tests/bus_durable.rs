@@ -569,6 +569,21 @@ mod slow_reads {
         fn prune(&self, t: chrono::DateTime<chrono::Utc>) -> BoxFuture<'_, Result<usize>> {
             self.inner.prune(t)
         }
+        fn lease<'a>(
+            &'a self,
+            name: &'a str,
+            holder: &'a str,
+            ttl: Duration,
+        ) -> BoxFuture<'a, Result<Option<u64>>> {
+            self.inner.lease(name, holder, ttl)
+        }
+        fn release_lease<'a>(
+            &'a self,
+            name: &'a str,
+            holder: &'a str,
+        ) -> BoxFuture<'a, Result<()>> {
+            self.inner.release_lease(name, holder)
+        }
         fn stats(&self) -> StoreStats {
             self.inner.stats()
         }

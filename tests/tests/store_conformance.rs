@@ -19,6 +19,14 @@ use uuid::Uuid;
 // ---------------------------------------------------------------------------------------
 // Backends
 
+/// The schema version of this build's stores.
+const LATEST_SCHEMA: i64 = 2;
+
+/// The first migration of each backend, as released (migrations are append-only).
+const SQLITE_VERSION_1: &str = include_str!("../../event-core/src/store/sql/sqlite/0001_init.sql");
+const POSTGRES_VERSION_1: &str =
+    include_str!("../../event-core/src/store/sql/postgres/0001_init.sql");
+
 /// What a case needs from a backend beyond the `Store` trait.
 trait Backend: Sized + Send + Sync + 'static {
     /// A new, empty database.
@@ -29,6 +37,12 @@ trait Backend: Sized + Send + Sync + 'static {
     fn reopens(&self) -> bool;
     /// Writes `version` as the recorded schema version, by hand.
     async fn set_schema_version(&self, version: i64);
+    /// The recorded schema version, read by hand; None in memory.
+    async fn schema_version(&self) -> Option<i64>;
+    /// Makes the new database a store at schema version 1, as the first release left it (its
+    /// migration only), with the checkpoint `billing` at 7; false when the backend cannot
+    /// (in memory).
+    async fn install_version_1(&self) -> bool;
     /// Appends inside an own transaction, then commits or rolls back; None when the backend
     /// has no outbox.
     async fn append_in(&self, events: &[RawEnvelope], commit: bool) -> Option<Vec<Position>>;
@@ -67,6 +81,32 @@ impl Backend for SqliteFile {
             [version],
         )
         .unwrap();
+    }
+
+    async fn schema_version(&self) -> Option<i64> {
+        let conn = event_core::store::rusqlite::Connection::open(&self.path).unwrap();
+        Some(
+            conn.query_row(
+                "SELECT value FROM event_store_meta WHERE key = 'schema_version'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap(),
+        )
+    }
+
+    async fn install_version_1(&self) -> bool {
+        let mut conn = event_core::store::rusqlite::Connection::open(&self.path).unwrap();
+        let tx = conn.transaction().unwrap();
+        tx.execute_batch(SQLITE_VERSION_1).unwrap();
+        tx.execute_batch(
+            "UPDATE event_store_meta SET value = 1 WHERE key = 'schema_version'; \
+             INSERT INTO event_store_checkpoints (subscription, position) VALUES ('billing', 7); \
+             PRAGMA application_id = 1163285587;",
+        )
+        .unwrap();
+        tx.commit().unwrap();
+        true
     }
 
     async fn append_in(&self, events: &[RawEnvelope], commit: bool) -> Option<Vec<Position>> {
@@ -128,6 +168,14 @@ impl Backend for SqliteMemory {
 
     async fn set_schema_version(&self, _: i64) {}
 
+    async fn schema_version(&self) -> Option<i64> {
+        None
+    }
+
+    async fn install_version_1(&self) -> bool {
+        false
+    }
+
     async fn append_in(&self, _: &[RawEnvelope], _: bool) -> Option<Vec<Position>> {
         None
     }
@@ -178,6 +226,33 @@ impl Backend for Postgres {
             )
             .await
             .unwrap();
+    }
+
+    async fn schema_version(&self) -> Option<i64> {
+        let row = self
+            .client()
+            .await
+            .query_one(
+                "SELECT value FROM event_store_meta WHERE key = 'schema_version'",
+                &[],
+            )
+            .await
+            .unwrap();
+        Some(row.get(0))
+    }
+
+    async fn install_version_1(&self) -> bool {
+        let mut client = self.client().await;
+        let tx = client.transaction().await.unwrap();
+        tx.batch_execute(POSTGRES_VERSION_1).await.unwrap();
+        tx.batch_execute(
+            "UPDATE event_store_meta SET value = 1 WHERE key = 'schema_version'; \
+             INSERT INTO event_store_checkpoints (subscription, position) VALUES ('billing', 7);",
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        true
     }
 
     async fn append_in(&self, events: &[RawEnvelope], commit: bool) -> Option<Vec<Position>> {
@@ -262,6 +337,11 @@ conformance!(
     claim_in_rolls_back_with_the_caller,
     reopening_migrates_once_and_keeps_everything,
     schema_newer_than_the_code_is_refused,
+    version_1_database_is_migrated_on_open,
+    lease_is_held_renewed_and_kept_from_others,
+    lease_that_ran_out_passes_with_a_larger_token,
+    released_lease_passes_at_once_with_a_larger_token,
+    concurrent_leases_have_exactly_one_holder,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -870,7 +950,7 @@ async fn schema_newer_than_the_code_is_refused(backend: impl Backend) {
         StoreError::SchemaTooNew {
             found, supported, ..
         } => {
-            assert_eq!((*found, *supported), (999, 1));
+            assert_eq!((*found, *supported), (999, LATEST_SCHEMA));
         }
         other => panic!("expected SchemaTooNew, got {other:?}"),
     }
@@ -879,10 +959,183 @@ async fn schema_newer_than_the_code_is_refused(backend: impl Backend) {
         message.contains("999") && message.contains("upgrade event-core"),
         "{message}"
     );
-    backend.set_schema_version(1).await;
+    backend.set_schema_version(LATEST_SCHEMA).await;
     assert_eq!(
         backend.open().await.head().await.unwrap(),
         1,
         "nothing was changed"
     );
+}
+
+async fn version_1_database_is_migrated_on_open(backend: impl Backend) {
+    if !backend.install_version_1().await {
+        return;
+    }
+    assert_eq!(backend.schema_version().await, Some(1));
+    let store = backend.open().await;
+    assert_eq!(backend.schema_version().await, Some(LATEST_SCHEMA));
+    assert_eq!(
+        store.checkpoint("billing").await.unwrap(),
+        7,
+        "the data of version 1 stays"
+    );
+    assert_eq!(store.append(events(2)).await.unwrap(), [1, 2]);
+    // Version 2's leases work on the migrated database.
+    let token = store.lease("relay", "a", Duration::from_secs(10)).await;
+    assert_eq!(token.unwrap(), Some(1));
+    drop(store);
+    // Opening again migrates nothing more.
+    let store = backend.open().await;
+    assert_eq!(backend.schema_version().await, Some(LATEST_SCHEMA));
+    assert_eq!(
+        store
+            .lease("relay", "b", Duration::from_secs(10))
+            .await
+            .unwrap(),
+        None,
+        "the lease survived the reopening"
+    );
+    assert_eq!(store.head().await.unwrap(), 2);
+}
+
+async fn lease_is_held_renewed_and_kept_from_others(backend: impl Backend) {
+    let store = backend.open().await;
+    let ttl = Duration::from_secs(10);
+    let first = store.lease("relay", "a", ttl).await.unwrap();
+    assert!(first.is_some(), "the first holder gets a token");
+    assert_eq!(
+        store.lease("relay", "b", ttl).await.unwrap(),
+        None,
+        "not while a's lease runs"
+    );
+    assert_eq!(
+        store.lease("relay", "a", ttl).await.unwrap(),
+        first,
+        "renewing keeps the token"
+    );
+    assert_eq!(store.lease("relay", "a", ttl).await.unwrap(), first);
+    assert_eq!(store.lease("relay", "b", ttl).await.unwrap(), None);
+    // Leases of other names are independent.
+    assert!(store.lease("shard-1", "b", ttl).await.unwrap().is_some());
+    assert_eq!(store.lease("shard-1", "a", ttl).await.unwrap(), None);
+    assert_eq!(store.lease("relay", "a", ttl).await.unwrap(), first);
+}
+
+async fn lease_that_ran_out_passes_with_a_larger_token(backend: impl Backend) {
+    let store = backend.open().await;
+    let short = Duration::from_millis(200);
+    let long = Duration::from_secs(10);
+    let first = store.lease("relay", "a", short).await.unwrap().unwrap();
+    assert_eq!(store.lease("relay", "b", long).await.unwrap(), None);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+
+    let second = store.lease("relay", "b", short).await.unwrap().unwrap();
+    assert!(
+        second > first,
+        "a new holder, a larger token: {second} > {first}"
+    );
+    assert_eq!(
+        store.lease("relay", "a", long).await.unwrap(),
+        None,
+        "a's lease ran out: b holds it now"
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+
+    // The same holder after its lease ran out takes it anew, with a larger token.
+    let third = store.lease("relay", "b", long).await.unwrap().unwrap();
+    assert!(third > second, "taken anew: {third} > {second}");
+    assert_eq!(store.lease("relay", "b", long).await.unwrap(), Some(third));
+    assert_eq!(store.lease("relay", "a", long).await.unwrap(), None);
+}
+
+async fn released_lease_passes_at_once_with_a_larger_token(backend: impl Backend) {
+    let store = backend.open().await;
+    let ttl = Duration::from_secs(10);
+    let first = store.lease("relay", "a", ttl).await.unwrap().unwrap();
+
+    // A release by another holder, or of a lease never taken, does nothing.
+    store.release_lease("relay", "b").await.unwrap();
+    store.release_lease("never-taken", "a").await.unwrap();
+    assert_eq!(store.lease("relay", "b", ttl).await.unwrap(), None);
+    assert_eq!(store.lease("relay", "a", ttl).await.unwrap(), Some(first));
+
+    store.release_lease("relay", "a").await.unwrap();
+    let second = store.lease("relay", "b", ttl).await.unwrap().unwrap();
+    assert!(
+        second > first,
+        "taken at once, with a larger token: {second} > {first}"
+    );
+    assert_eq!(store.lease("relay", "a", ttl).await.unwrap(), None);
+    // a no longer holds it: its release does nothing.
+    store.release_lease("relay", "a").await.unwrap();
+    assert_eq!(store.lease("relay", "a", ttl).await.unwrap(), None);
+    assert_eq!(store.lease("relay", "b", ttl).await.unwrap(), Some(second));
+
+    // Released twice in a row, then taken back by the same holder: still a larger token.
+    store.release_lease("relay", "b").await.unwrap();
+    store.release_lease("relay", "b").await.unwrap();
+    let third = store.lease("relay", "b", ttl).await.unwrap().unwrap();
+    assert!(third > second, "{third} > {second}");
+}
+
+async fn concurrent_leases_have_exactly_one_holder(backend: impl Backend) {
+    const TASKS: usize = 8;
+    // One store per task: separate connections (on PostgreSQL and an SQLite file, separate
+    // writers racing on the same database).
+    let mut stores = Vec::with_capacity(TASKS);
+    for _ in 0..TASKS {
+        stores.push(backend.open().await);
+    }
+    let mut last = 0;
+    for round in 0..3 {
+        let barrier = Arc::new(Barrier::new(TASKS));
+        let tasks: Vec<_> = stores
+            .iter()
+            .enumerate()
+            .map(|(n, store)| {
+                let store = Arc::clone(store);
+                let barrier = Arc::clone(&barrier);
+                tokio::spawn(async move {
+                    let holder = format!("h{n}");
+                    barrier.wait().await;
+                    let token = store
+                        .lease("relay", &holder, Duration::from_secs(10))
+                        .await
+                        .unwrap();
+                    (holder, token)
+                })
+            })
+            .collect();
+        let mut holders = Vec::new();
+        for task in tasks {
+            let (holder, token) = task.await.unwrap();
+            if let Some(token) = token {
+                holders.push((holder, token));
+            }
+        }
+        assert_eq!(
+            holders.len(),
+            1,
+            "round {round}: exactly one holder, got {holders:?}"
+        );
+        let (holder, token) = holders.pop().unwrap();
+        assert!(token > last, "round {round}: {token} > {last}");
+        last = token;
+        // Everyone agrees on the holder afterwards.
+        for store in &stores {
+            for n in 0..TASKS {
+                let other = format!("h{n}");
+                let got = store
+                    .lease("relay", &other, Duration::from_secs(10))
+                    .await
+                    .unwrap();
+                if other == holder {
+                    assert_eq!(got, Some(token));
+                } else {
+                    assert_eq!(got, None);
+                }
+            }
+        }
+        stores[0].release_lease("relay", &holder).await.unwrap();
+    }
 }

@@ -19,17 +19,29 @@ pub(crate) struct Migration {
 
 /// The SQLite schema.
 #[cfg(feature = "sqlite")]
-pub(crate) const SQLITE: &[Migration] = &[Migration {
-    version: 1,
-    sql: include_str!("sql/sqlite/0001_init.sql"),
-}];
+pub(crate) const SQLITE: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: include_str!("sql/sqlite/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        sql: include_str!("sql/sqlite/0002_leases.sql"),
+    },
+];
 
 /// The PostgreSQL schema.
 #[cfg(feature = "postgres")]
-pub(crate) const POSTGRES: &[Migration] = &[Migration {
-    version: 1,
-    sql: include_str!("sql/postgres/0001_init.sql"),
-}];
+pub(crate) const POSTGRES: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: include_str!("sql/postgres/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        sql: include_str!("sql/postgres/0002_leases.sql"),
+    },
+];
 
 /// The version a database has once every migration in `list` is applied.
 pub(crate) fn latest(list: &[Migration]) -> i64 {

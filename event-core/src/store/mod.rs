@@ -229,6 +229,28 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// pruned can be appended again, as a new event.
     fn prune(&self, older_than: DateTime<Utc>) -> BoxFuture<'_, Result<usize, StoreError>>;
 
+    /// Takes, renews or keeps out of reach the lease `name` (one relay per store, say, among
+    /// the processes sharing it): `Some(token)` when `holder` holds it now, for `ttl` from
+    /// now; `None` while another holder's lease runs. A holder that renews its lease before
+    /// it runs out keeps its token; a lease taken anew gets a larger one (a fencing token):
+    /// by another holder, and also by the same holder after its lease ran out or was
+    /// released. The expiry is read on the database's clock where it has one
+    /// (PostgreSQL), so processes with skewed clocks agree.
+    fn lease<'a>(
+        &'a self,
+        name: &'a str,
+        holder: &'a str,
+        ttl: std::time::Duration,
+    ) -> BoxFuture<'a, Result<Option<u64>, StoreError>>;
+
+    /// Gives up the lease `name` if `holder` holds it, so that another holder can take it at
+    /// once; does nothing otherwise.
+    fn release_lease<'a>(
+        &'a self,
+        name: &'a str,
+        holder: &'a str,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
     /// Counters of the store's work since it was opened.
     fn stats(&self) -> StoreStats;
 }

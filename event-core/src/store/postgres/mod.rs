@@ -24,6 +24,10 @@ use uuid::Uuid;
 /// database: `EVTSMIGR` in ASCII.
 const MIGRATION_LOCK: i64 = 0x4556_5453_4d49_4752;
 
+/// The longest lease taken: a longer `ttl` is cut to this (a century), which keeps the
+/// expiry within PostgreSQL's timestamps.
+const LONGEST_LEASE: std::time::Duration = std::time::Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// At most this many `append` calls per transaction of the writer.
 const MAX_BATCH: usize = 1024;
 
@@ -454,6 +458,37 @@ impl Store for PostgresStore {
             self.inner.counters.write_transactions.fetch_add(1, Relaxed);
             let deleted: i64 = rows.first().map_or(0, |row| row.get(0));
             Ok(usize::try_from(deleted).unwrap_or(0))
+        })
+    }
+
+    fn lease<'a>(
+        &'a self,
+        name: &'a str,
+        holder: &'a str,
+        ttl: std::time::Duration,
+    ) -> BoxFuture<'a, Result<Option<u64>, StoreError>> {
+        Box::pin(async move {
+            let seconds = ttl.min(LONGEST_LEASE).as_secs_f64();
+            let rows = self
+                .query(queries::LEASE, &[&name, &holder, &seconds])
+                .await?;
+            self.inner.counters.write_transactions.fetch_add(1, Relaxed);
+            match rows.first() {
+                Some(row) => Ok(Some(from_sql(row.try_get(0).map_err(|e| self.error(e))?))),
+                None => Ok(None),
+            }
+        })
+    }
+
+    fn release_lease<'a>(
+        &'a self,
+        name: &'a str,
+        holder: &'a str,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.write(queries::RELEASE_LEASE, &[&name, &holder])
+                .await
+                .map(drop)
         })
     }
 

@@ -174,3 +174,27 @@ pub(crate) const PRUNE: &str = "WITH cutoff AS \
      WHERE e.position <= cutoff.position AND e.appended_at < $1 RETURNING e.id), \
      inbox AS (DELETE FROM event_store_inbox WHERE event_id IN (SELECT id FROM doomed)) \
      SELECT count(*) FROM doomed";
+
+/// Takes or renews the lease `$1` for holder `$2`, for `$3` seconds, on the database's clock;
+/// returns the token, or no row while another holder's lease runs.
+///
+/// One statement, atomic among processes: a new lease starts at token 1; a concurrent first
+/// take waits on the primary key and then takes the `DO UPDATE` path, which locks the row and
+/// checks its latest version. The holder renewing a lease that still runs keeps its token; a
+/// lease taken anew (by another holder, or after it ran out or was released) gets the next
+/// one. `now()` is the start of the statement (it runs alone, outside any transaction): a
+/// wait for the row lock only makes the lease end a little early and another's look alive a
+/// little longer.
+pub(crate) const LEASE: &str = "INSERT INTO event_store_leases AS l (name, holder, token, expires_at) \
+     VALUES ($1, $2, 1, now() + make_interval(secs => $3::float8)) \
+     ON CONFLICT (name) DO UPDATE SET \
+     token = CASE WHEN l.holder = excluded.holder AND l.expires_at > now() \
+     THEN l.token ELSE l.token + 1 END, \
+     holder = excluded.holder, expires_at = excluded.expires_at \
+     WHERE l.holder = excluded.holder OR l.expires_at <= now() \
+     RETURNING l.token";
+
+/// Ends the lease `$1` if holder `$2` holds it: the row stays, with its token, and an expiry
+/// in the past.
+pub(crate) const RELEASE_LEASE: &str = "UPDATE event_store_leases \
+     SET expires_at = '-infinity' WHERE name = $1 AND holder = $2 AND expires_at > now()";

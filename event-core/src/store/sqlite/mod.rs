@@ -649,6 +649,32 @@ impl Store for SqliteStore {
         Box::pin(self.write(move |conn| queries::prune(conn, older_than)))
     }
 
+    fn lease<'a>(
+        &'a self,
+        name: &'a str,
+        holder: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<Option<u64>, StoreError>> {
+        let (name, holder) = (name.to_owned(), holder.to_owned());
+        // Whole milliseconds, rounded up: a lease of a few microseconds still runs.
+        let ttl = i64::try_from(ttl.as_nanos().div_ceil(1_000_000)).unwrap_or(i64::MAX);
+        Box::pin(self.write(move |conn| {
+            // Read when the write runs, not when it was queued: the lease runs at least
+            // `ttl` from the call, as its holder counts.
+            let now = Utc::now().timestamp_millis();
+            queries::lease(conn, &name, &holder, now, now.saturating_add(ttl))
+        }))
+    }
+
+    fn release_lease<'a>(
+        &'a self,
+        name: &'a str,
+        holder: &'a str,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let (name, holder) = (name.to_owned(), holder.to_owned());
+        Box::pin(self.write(move |conn| queries::release_lease(conn, &name, &holder)))
+    }
+
     fn stats(&self) -> StoreStats {
         self.inner.counters.snapshot()
     }

@@ -252,6 +252,48 @@ pub(crate) fn prune(conn: &Connection, older_than: i64) -> rusqlite::Result<usiz
         .execute(params![cutoff, older_than])
 }
 
+/// Takes or renews the lease `name` for `holder` at `now` until `expires_at` (both Unix
+/// milliseconds): its token when `holder` holds it now, None while another holder's lease
+/// runs.
+///
+/// One statement, in the writer's transaction (SQLite has one writer at a time, also among
+/// processes): a new lease starts at token 1; the holder renewing a lease that still runs
+/// keeps its token; a lease taken anew (by another holder, or after it ran out or was
+/// released) gets the next token.
+pub(crate) fn lease(
+    conn: &Connection,
+    name: &str,
+    holder: &str,
+    now: i64,
+    expires_at: i64,
+) -> rusqlite::Result<Option<u64>> {
+    let token: Option<i64> = conn
+        .prepare_cached(
+            "INSERT INTO event_store_leases (name, holder, token, expires_at) \
+             VALUES (?1, ?2, 1, ?4) \
+             ON CONFLICT (name) DO UPDATE SET \
+             token = CASE WHEN holder = excluded.holder AND expires_at > ?3 \
+             THEN token ELSE token + 1 END, \
+             holder = excluded.holder, expires_at = excluded.expires_at \
+             WHERE holder = excluded.holder OR expires_at <= ?3 \
+             RETURNING token",
+        )?
+        .query_row(params![name, holder, now, expires_at], |row| row.get(0))
+        .optional()?;
+    Ok(token.map(from_sql))
+}
+
+/// Ends the lease `name` if `holder` holds it: its row stays, with its token, and an
+/// expiry in the past (the epoch, in the past on any process's clock).
+pub(crate) fn release_lease(conn: &Connection, name: &str, holder: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE event_store_leases SET expires_at = 0 \
+         WHERE name = ?1 AND holder = ?2 AND expires_at > 0",
+    )?
+    .execute(params![name, holder])
+    .map(drop)
+}
+
 fn limit_sql(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
 }
