@@ -13,9 +13,12 @@ step() { printf '\n== %s\n' "$*"; }
 step "install what the tests need"
 # The PostgreSQL store's tests start their own throwaway server from the Debian package's
 # binaries (tests/src/postgres_server.rs); they never use a server already running.
-# The AsyncAPI check runs the official parser on node (scripts/check-asyncapi.sh).
+# The Redis transport's tests start their own redis-server the same way
+# (tests/src/redis_server.rs). The AsyncAPI check runs the official parser on node
+# (scripts/check-asyncapi.sh).
 MISSING=()
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || MISSING+=(postgresql)
+command -v redis-server >/dev/null || MISSING+=(redis-server)
 command -v node >/dev/null || MISSING+=(nodejs)
 command -v npm >/dev/null || MISSING+=(npm)
 if [ "${#MISSING[@]}" -gt 0 ]; then

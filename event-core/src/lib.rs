@@ -95,6 +95,7 @@ mod event;
 mod registry;
 pub mod store;
 pub mod testing;
+pub mod transport;
 mod union;
 mod upcast;
 

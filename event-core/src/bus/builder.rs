@@ -5,9 +5,11 @@ use super::retry::RetryPolicy;
 use super::routing::Routing;
 use super::shared::Shared;
 use super::store_feed::Backing;
+use super::transport_feed::Remote;
 use super::wait::Recent;
 use super::{EventBus, Inner};
 use crate::store::Store;
+use crate::transport::{StartFrom, Transport, consumer_name};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -21,6 +23,8 @@ pub(super) struct Config {
     pub(super) recent: usize,
     /// The deepest causation chain a publish may extend (the loop guard).
     pub(super) max_depth: u32,
+    /// How long the outbox relay's lease runs without renewal.
+    pub(super) relay_lease: Duration,
 }
 
 /// Builds an [`EventBus`]: defaults for every subscription, and limits.
@@ -30,6 +34,8 @@ pub struct EventBusBuilder {
     max_payload_bytes: usize,
     record: bool,
     store: Option<Arc<dyn Store>>,
+    transport: Option<Arc<dyn Transport>>,
+    consumer: Option<String>,
     poll_interval: Duration,
 }
 
@@ -42,10 +48,13 @@ impl Default for EventBusBuilder {
                 retry: RetryPolicy::default(),
                 recent: 1024,
                 max_depth: 64,
+                relay_lease: Duration::from_secs(10),
             },
             max_payload_bytes: 1 << 20,
             record: false,
             store: None,
+            transport: None,
+            consumer: None,
             poll_interval: Duration::from_millis(100),
         }
     }
@@ -136,6 +145,47 @@ impl EventBusBuilder {
         self
     }
 
+    /// Spreads the bus over several processes and machines through a broker: `publish`
+    /// sends each event to it, and every subscription becomes a consumer group there,
+    /// whose members (one per process subscribing with that name) share its events, in
+    /// order per partition key. Handlers and domain code do not change.
+    ///
+    /// ```no_run
+    /// # #[cfg(feature = "redis")]
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use event_core::EventBus;
+    /// use event_core::transport::RedisTransport;
+    ///
+    /// let bus = EventBus::builder()
+    ///     .transport(RedisTransport::connect("redis://127.0.0.1:6379").await?)
+    ///     .build();
+    /// # let _ = bus;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn transport(mut self, transport: impl Transport) -> Self {
+        self.transport = Some(Arc::new(transport));
+        self
+    }
+
+    /// With a store and a transport: how long the outbox relay's lease in the store runs
+    /// without renewal (default 10 s). One bus among those sharing a store relays; when it
+    /// dies, another takes over within this time.
+    #[must_use]
+    pub fn relay_lease(mut self, lease: Duration) -> Self {
+        self.config.relay_lease = lease;
+        self
+    }
+
+    /// This process's name as a member of its consumer groups, unique within each group
+    /// (default: host, process id and a random suffix).
+    #[must_use]
+    pub fn consumer_name(mut self, name: impl Into<String>) -> Self {
+        self.consumer = Some(name.into());
+        self
+    }
+
     /// How often a durable bus looks for events appended by other processes, or inside a
     /// caller's own transaction (default 100 ms). Events published through this bus wake
     /// the subscriptions at once.
@@ -165,7 +215,9 @@ impl EventBusBuilder {
                 tasks: Mutex::new(Vec::new()),
                 closed: AtomicBool::new(false),
                 draining_done: AtomicBool::new(false),
-                recent: Mutex::new(Recent::default()),
+                recent: Arc::new(Mutex::new(Recent::default())),
+                listening: AtomicBool::new(false),
+                built_at: std::time::SystemTime::now(),
                 recorded: self.record.then(|| Mutex::new(Vec::new())),
                 backing: self.store.map(|store| {
                     Arc::new(Backing {
@@ -175,6 +227,13 @@ impl EventBusBuilder {
                     })
                 }),
                 durables: RwLock::new(Vec::new()),
+                relay_started: AtomicBool::new(false),
+                remote: self.transport.map(|transport| {
+                    Arc::new(Remote {
+                        transport,
+                        consumer: self.consumer.unwrap_or_else(consumer_name),
+                    })
+                }),
                 stop: watch::channel(false).0,
                 pumps: Mutex::new(Vec::new()),
             }),
@@ -196,6 +255,7 @@ pub struct SubscriptionOptions {
     pub(super) concurrency: Option<usize>,
     pub(super) retry: Option<RetryPolicy>,
     pub(super) ordered_dead_letters: bool,
+    pub(super) start_from: StartFrom,
 }
 
 impl SubscriptionOptions {
@@ -236,6 +296,14 @@ impl SubscriptionOptions {
     #[must_use]
     pub fn ordered_dead_letters(mut self) -> Self {
         self.ordered_dead_letters = true;
+        self
+    }
+
+    /// On a transport, where a new consumer group starts: [`StartFrom::Now`] (the default)
+    /// or [`StartFrom::Beginning`]. A group that exists already goes on where it is.
+    #[must_use]
+    pub fn start_from(mut self, start_from: StartFrom) -> Self {
+        self.start_from = start_from;
         self
     }
 }

@@ -1,6 +1,8 @@
 //! What a subscription's lane queue carries: an event, and where it came from.
 
 use super::published::Event;
+use super::transport_feed::Receipt;
+use crate::transport::EntryRef;
 
 /// What a lane's queue carries.
 #[derive(Debug)]
@@ -15,6 +17,10 @@ pub(crate) struct Delivery {
     pub(crate) redelivers: Option<crate::store::DeadLetterId>,
     /// Whether it redelivers or discards a dead letter, for ordered dead letters.
     pub(crate) letter: LetterAction,
+    /// The broker's entry, on a bus with a transport: acknowledged once handled.
+    pub(crate) receipt: Option<Receipt>,
+    /// The dead letter on the broker this delivery retries, removed once it is settled.
+    pub(crate) redelivers_remote: Option<EntryRef>,
 }
 
 impl Delivery {
@@ -26,6 +32,8 @@ impl Delivery {
             replay: false,
             redelivers: None,
             letter: LetterAction::None,
+            receipt: None,
+            redelivers_remote: None,
         }
     }
 }

@@ -24,10 +24,16 @@ pub enum PublishError {
     /// (a read-only database, a full disk, a lost connection).
     #[error("the event store did not take the event: {0}")]
     Store(#[source] crate::store::StoreError),
-    /// `try_publish` on a durable bus, whose `publish` waits for the store's commit: use
-    /// `publish`.
-    #[error("try_publish needs an in-memory bus; a durable bus waits for the store: use publish")]
+    /// `try_publish` on a durable bus or one on a transport, whose `publish` waits for the
+    /// store's commit or the broker's acknowledgement: use `publish`.
+    #[error(
+        "try_publish needs an in-memory bus; a durable bus or a transport waits for the store or the broker: use publish"
+    )]
     Durable,
+    /// The broker did not take the event (down, unreachable, or refusing it): it was not
+    /// published. The error says why; publish again once the broker is back.
+    #[error("the broker did not take the event: {0}")]
+    Transport(#[source] crate::transport::TransportError),
     /// The publish would extend a chain of causes past the loop guard's limit
     /// ([`EventBusBuilder::max_causation_depth`](crate::EventBusBuilder::max_causation_depth)):
     /// most likely a handler re-publishing what it consumes. The delivery whose handler
@@ -93,6 +99,9 @@ pub enum RedeliverError {
     /// The store's dead letters could not be read.
     #[error("the event store failed: {0}")]
     Store(#[source] crate::store::StoreError),
+    /// The broker's dead letters could not be read or changed.
+    #[error("the broker failed: {0}")]
+    Transport(#[source] crate::transport::TransportError),
     /// The bus was shut down.
     #[error("the event bus is shut down")]
     Closed,

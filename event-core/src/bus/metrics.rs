@@ -13,6 +13,7 @@ pub(crate) struct Metrics {
     pub(crate) retried: AtomicU64,
     pub(crate) dead_lettered: AtomicU64,
     pub(crate) deduplicated: AtomicU64,
+    pub(crate) fenced: AtomicU64,
     pub(crate) in_flight: AtomicU64,
     latency: [AtomicU64; BUCKETS],
 }
@@ -25,6 +26,7 @@ impl Default for Metrics {
             retried: AtomicU64::new(0),
             dead_lettered: AtomicU64::new(0),
             deduplicated: AtomicU64::new(0),
+            fenced: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
             latency: std::array::from_fn(|_| AtomicU64::new(0)),
         }
@@ -66,6 +68,7 @@ impl Metrics {
             retried: self.retried.load(Relaxed),
             dead_lettered: self.dead_lettered.load(Relaxed),
             deduplicated: self.deduplicated.load(Relaxed),
+            fenced: self.fenced.load(Relaxed),
             in_flight: self.in_flight.load(Relaxed),
             latency_p50: percentile(0.50),
             latency_p90: percentile(0.90),
@@ -93,6 +96,9 @@ pub struct MetricsSnapshot {
     /// Deliveries skipped because the subscription had already handled the event (durable
     /// bus: an event read again after a restart or a lost checkpoint).
     pub deduplicated: u64,
+    /// Deliveries received from a transport and not handled here because their shard's
+    /// lease was lost meanwhile: the shard's new owner handles them.
+    pub fenced: u64,
     /// Deliveries enqueued or running, not yet delivered or dead-lettered.
     pub in_flight: u64,
     /// Median handler latency. Latency is sampled: one handler call in 8 per subscription

@@ -32,6 +32,7 @@ mod pattern;
 mod publish;
 pub(crate) mod published;
 mod redelivery;
+mod relay;
 mod retry;
 mod routing;
 mod shared;
@@ -39,6 +40,7 @@ mod shutdown;
 mod store_feed;
 mod subscribe;
 mod subscription;
+mod transport_feed;
 mod wait;
 
 pub use builder::{EventBusBuilder, SubscriptionOptions};
@@ -59,6 +61,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use store_feed::{Backing, Durable};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use transport_feed::Remote;
 use wait::Recent;
 
 /// An in-process event bus: typed publish and subscribe on tokio.
@@ -108,13 +111,21 @@ struct Inner {
     closed: AtomicBool,
     /// Draining is over: the queues are closed, nothing is accepted.
     draining_done: AtomicBool,
-    recent: Mutex<Recent>,
+    recent: Arc<Mutex<Recent>>,
+    /// The `wait_for` listener was started (a bus with a transport).
+    listening: AtomicBool,
+    /// When the bus was built: how far back the `wait_for` listener reads.
+    built_at: std::time::SystemTime,
     /// Every published event, in order, when recording (the test harness).
     recorded: Option<Mutex<Vec<Event>>>,
     /// The store, on a durable bus.
     backing: Option<Arc<Backing>>,
     /// Each subscription's place in the store, on a durable bus.
     durables: RwLock<Vec<Arc<Durable>>>,
+    /// The broker, on a bus with a transport.
+    remote: Option<Arc<Remote>>,
+    /// The outbox relay was started (a bus with a store and a transport).
+    relay_started: AtomicBool,
     /// Tells the pumps of a durable bus to stop.
     stop: watch::Sender<bool>,
     pumps: Mutex<Vec<JoinHandle<()>>>,
@@ -124,6 +135,44 @@ impl EventBus {
     /// A builder with the defaults: in memory, queues of 1024, one lane, 5 attempts.
     pub fn builder() -> EventBusBuilder {
         EventBusBuilder::default()
+    }
+
+    /// The broker's state, on a bus with a transport (`Ok(None)` without one): per topic
+    /// and shard its length, first and last entry; per consumer group its members, pending
+    /// entries and lag.
+    ///
+    /// # Errors
+    ///
+    /// [`TransportError`](crate::transport::TransportError) when the broker cannot be
+    /// reached.
+    pub async fn transport_info(
+        &self,
+    ) -> Result<Option<crate::transport::TransportInfo>, crate::transport::TransportError> {
+        match &self.inner.remote {
+            Some(remote) => remote.transport.info().await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Starts the outbox relay, once, on a bus with a store and a transport.
+    fn ensure_relay(&self) {
+        let (Some(backing), Some(remote)) = (&self.inner.backing, &self.inner.remote) else {
+            return;
+        };
+        if self.inner.relay_started.swap(true, Relaxed) {
+            return;
+        }
+        let relay = tokio::spawn(relay::relay(
+            Arc::clone(backing),
+            Arc::clone(remote),
+            self.inner.config.relay_lease,
+            self.inner.stop.subscribe(),
+        ));
+        self.inner
+            .pumps
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(relay);
     }
 
     /// The counters now.

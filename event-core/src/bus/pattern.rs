@@ -14,6 +14,11 @@ impl Pattern {
         }
     }
 
+    /// The one event type the pattern matches, when it has no `*`.
+    pub(crate) fn literal(&self) -> Option<String> {
+        (!self.segments.iter().any(|s| s == "*")).then(|| self.segments.join("."))
+    }
+
     pub(crate) fn matches(&self, event_type: &str) -> bool {
         let mut parts = event_type.split('.');
         let last = self.segments.len() - 1;

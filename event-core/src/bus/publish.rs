@@ -69,7 +69,7 @@ impl EventBus {
     /// [`PublishError::Full`], [`PublishError::Durable`] on a durable bus, and the errors of
     /// [`publish`](Self::publish).
     pub fn try_publish<E: DomainEvent>(&self, event: E) -> Result<Envelope<E>, PublishError> {
-        if self.inner.backing.is_some() {
+        if self.inner.backing.is_some() || self.inner.remote.is_some() {
             return Err(PublishError::Durable);
         }
         let (envelope, event) = self.wrap(PublishContext::new(), event)?;
@@ -101,19 +101,30 @@ impl EventBus {
         self.dispatch(published::raw(envelope)).await
     }
 
-    /// Appends to the store (durable bus) or enqueues for every matching subscription.
+    /// Appends to the store (durable bus), sends to the broker (a transport), or enqueues
+    /// for every matching subscription.
     async fn dispatch(&self, event: Event) -> Result<(), PublishError> {
-        let Some(backing) = &self.inner.backing else {
+        if let Some(backing) = &self.inner.backing {
+            self.check_open()?;
+            let raw = self.encoded(&event)?;
+            backing
+                .store
+                .append(vec![(**raw).clone()])
+                .await
+                .map_err(PublishError::Store)?;
+            backing.appended.notify_waiters();
+            self.ensure_relay();
+        } else if let Some(remote) = &self.inner.remote {
+            self.check_open()?;
+            let raw = self.encoded(&event)?;
+            remote
+                .transport
+                .publish(std::slice::from_ref(&**raw))
+                .await
+                .map_err(PublishError::Transport)?;
+        } else {
             return self.enqueue(event).await;
-        };
-        self.check_open()?;
-        let raw = self.encoded(&event)?;
-        backing
-            .store
-            .append(vec![(**raw).clone()])
-            .await
-            .map_err(PublishError::Store)?;
-        backing.appended.notify_waiters();
+        }
         self.announce(&event);
         Ok(())
     }
@@ -257,30 +268,11 @@ impl EventBus {
                 .unwrap_or_else(PoisonError::into_inner)
                 .push(Arc::clone(event));
         }
-        let header = event.header();
-        if let Some(correlation_id) = &header.correlation_id {
-            let mut recent = self
-                .inner
-                .recent
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            let waiters = std::mem::take(&mut recent.waiters);
-            for waiter in waiters {
-                if waiter.event_type == header.event_type
-                    && waiter.correlation_id == *correlation_id
-                {
-                    let _ = waiter.reply.send(Arc::clone(event));
-                } else if !waiter.reply.is_closed() {
-                    recent.waiters.push(waiter);
-                }
-            }
-            if self.inner.config.recent > 0 {
-                if recent.events.len() == self.inner.config.recent {
-                    recent.events.pop_front();
-                }
-                recent.events.push_back(Arc::clone(event));
-            }
-        }
+        self.inner
+            .recent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remember(event, self.inner.config.recent);
     }
 
     /// After `shutdown` began, only handlers finishing their work may publish, until the

@@ -7,6 +7,7 @@ use super::published;
 use super::routing::Route;
 use super::{DeadLetter, EventBus, RedeliverError};
 use crate::store::StoredDeadLetter;
+use crate::transport::TransportDeadLetter;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, PoisonError};
 
@@ -15,7 +16,12 @@ impl EventBus {
     /// how many events each holds back (ordered dead letters).
     pub async fn dead_letters(&self) -> Vec<DeadLetter> {
         let mut letters = Vec::new();
-        if let Some(backing) = &self.inner.backing {
+        if let Some(remote) = &self.inner.remote {
+            match remote.transport.dead_letters(None).await {
+                Ok(kept) => letters.extend(kept.into_iter().map(|kept| kept.letter)),
+                Err(error) => tracing::error!(%error, "the broker's dead letters not readable"),
+            }
+        } else if let Some(backing) = &self.inner.backing {
             match backing.store.dead_letters(None).await {
                 Ok(stored) => letters.extend(stored.into_iter().map(DeadLetter::from)),
                 Err(error) => tracing::error!(%error, "stored dead letters not readable"),
@@ -60,8 +66,16 @@ impl EventBus {
             return Err(RedeliverError::Closed);
         }
         let route = self.route(&letter.subscription);
+        let remote = self.remote_letter(letter).await?;
         let stored = self.stored_letter(letter).await?;
-        let event = if let (Some(stored), Some(backing)) = (stored, &self.inner.backing) {
+        let event = if let (Some(kept), Some(remote)) = (remote, &self.inner.remote) {
+            remote
+                .transport
+                .remove_dead_letter(&kept.id)
+                .await
+                .map_err(RedeliverError::Transport)?;
+            published::raw(kept.letter.envelope)
+        } else if let (Some(stored), Some(backing)) = (stored, &self.inner.backing) {
             backing
                 .store
                 .remove_dead_letter(stored.id)
@@ -101,14 +115,20 @@ impl EventBus {
         let route = self
             .route(&letter.subscription)
             .ok_or_else(|| RedeliverError::NoSubscription(letter.subscription.clone()))?;
+        let remote = self.remote_letter(letter).await?;
         let stored = self.stored_letter(letter).await?;
-        let (delivery, taken) = if let Some(stored) = stored {
+        let (delivery, taken) = if let Some(kept) = remote {
             let delivery = Delivery {
-                event: published::raw(stored.envelope),
-                position: None,
-                replay: false,
+                redelivers_remote: Some(kept.id),
+                letter: LetterAction::Redeliver,
+                ..Delivery::in_memory(published::raw(kept.letter.envelope))
+            };
+            (delivery, None)
+        } else if let Some(stored) = stored {
+            let delivery = Delivery {
                 redelivers: Some(stored.id),
                 letter: LetterAction::Redeliver,
+                ..Delivery::in_memory(published::raw(stored.envelope))
             };
             (delivery, None)
         } else {
@@ -163,6 +183,23 @@ impl EventBus {
             .iter()
             .find(|route| route.name == name)
             .cloned()
+    }
+
+    /// A dead letter as the broker keeps it, on a bus with a transport.
+    async fn remote_letter(
+        &self,
+        letter: &DeadLetter,
+    ) -> Result<Option<TransportDeadLetter>, RedeliverError> {
+        let Some(remote) = &self.inner.remote else {
+            return Ok(None);
+        };
+        Ok(remote
+            .transport
+            .dead_letters(Some(&letter.subscription))
+            .await
+            .map_err(RedeliverError::Transport)?
+            .into_iter()
+            .find(|kept| kept.letter.envelope.id == letter.envelope.id))
     }
 
     /// The stored form of a dead letter, on a durable bus that has it.

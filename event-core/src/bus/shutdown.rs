@@ -2,35 +2,42 @@
 //! what is stored and unread), then stop every task.
 
 use super::EventBus;
+use super::relay;
 use super::routing::Routing;
 use super::store_feed::{Backing, Durable};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
+/// How long `shutdown` waits for the outbox relay to forward what is stored.
+const RELAY_DRAIN: Duration = Duration::from_secs(5);
+
 impl EventBus {
     /// Stops accepting events, lets every subscription finish what is queued (retries
-    /// included), and returns when all are done.
+    /// included), and returns when all are done. On a transport, each subscription stops
+    /// receiving, finishes what it received, and leaves its consumer group, so that the
+    /// other members take its shards at once; what is still on the broker stays there.
     pub async fn shutdown(&self) {
         self.inner.closed.store(true, Relaxed);
         // Handlers still running may publish follow-up events: wait until nothing is in
         // flight before closing the queues.
-        match &self.inner.backing {
-            None => self.inner.shared.wait_idle().await,
-            Some(backing) => self.drain_store(backing).await,
+        match (&self.inner.backing, &self.inner.remote) {
+            (Some(backing), None) => self.drain_store(backing).await,
+            (backing, Some(_)) => {
+                if let Some(backing) = backing {
+                    // What is stored reaches the broker first (by this bus's relay or
+                    // another's); what the broker holds stays there for the group.
+                    relay::drain(backing, RELAY_DRAIN).await;
+                }
+                // Each feed stops receiving, waits until nothing is in flight, and leaves.
+                self.inner.stop.send_replace(true);
+                self.stop_feeds().await;
+            }
+            (None, None) => self.inner.shared.wait_idle().await,
         }
         self.inner.draining_done.store(true, Relaxed);
         self.inner.stop.send_replace(true);
-        let pumps = std::mem::take(
-            &mut *self
-                .inner
-                .pumps
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner),
-        );
-        for pump in pumps {
-            let _ = pump.await;
-        }
+        self.stop_feeds().await;
         // The lanes close once no sender is left: the routing's and each route's own.
         *self
             .inner
@@ -75,6 +82,20 @@ impl EventBus {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         recent.waiters.clear();
+    }
+
+    /// Waits for every feed (a store's pump, a transport's member) to end.
+    async fn stop_feeds(&self) {
+        let feeds = std::mem::take(
+            &mut *self
+                .inner
+                .pumps
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        for feed in feeds {
+            let _ = feed.await;
+        }
     }
 
     /// Waits until every subscription has read the store to its end and handled what it

@@ -3,7 +3,7 @@
 //! subscription and event id) makes handling once.
 
 use super::dead_letter::DeadLetter;
-use super::delivery::{Delivery, LetterAction};
+use super::delivery::Delivery;
 use super::published;
 use super::routing::Route;
 use super::shared::Shared;
@@ -388,11 +388,9 @@ async fn dispatch(
         shared.metrics.in_flight.fetch_add(1, Relaxed);
         durable.progress().dispatched(position);
         let delivery = Delivery {
-            event: published::raw(event.envelope),
             position: Some(position),
             replay: position <= replay_until,
-            redelivers: None,
-            letter: LetterAction::None,
+            ..Delivery::in_memory(published::raw(event.envelope))
         };
         if lane.send(delivery).await.is_err() {
             shared.finished();
@@ -403,7 +401,7 @@ async fn dispatch(
 }
 
 /// Sleeps, or returns true early when asked to stop.
-async fn sleep_or_stop(duration: Duration, stop: &mut watch::Receiver<bool>) -> bool {
+pub(super) async fn sleep_or_stop(duration: Duration, stop: &mut watch::Receiver<bool>) -> bool {
     tokio::select! {
         () = tokio::time::sleep(duration) => *stop.borrow(),
         _ = stop.changed() => true,

@@ -7,9 +7,11 @@ use super::pattern::Pattern;
 use super::routing::{Matcher, Route, Routing};
 use super::store_feed::{self, Durable};
 use super::subscription::{self, Worker};
+use super::transport_feed;
 use super::{EventBus, HandlerError, SubscribeError, SubscriptionOptions};
 use crate::envelope::{Envelope, RawEnvelope};
 use crate::event::DomainEvent;
+use crate::transport::GroupSpec;
 use crate::union::EventUnion;
 use std::future::Future;
 use std::sync::atomic::Ordering::Relaxed;
@@ -147,6 +149,11 @@ impl EventBus {
             retry: options.retry.unwrap_or(config.retry),
             shared: Arc::clone(&self.inner.shared),
             durable: durable.clone(),
+            transport: self
+                .inner
+                .remote
+                .as_ref()
+                .map(|remote| Arc::clone(&remote.transport)),
             parking: parking.clone(),
             calls: std::sync::atomic::AtomicU64::new(0),
         };
@@ -172,7 +179,50 @@ impl EventBus {
                 .push((Arc::clone(&route), lanes.into_boxed_slice()));
             *routing = Arc::new(next);
         }
-        if let Some(durable) = durable {
+        self.start_feed(&route, options, durable);
+        routes.push(route);
+        self.inner
+            .tasks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(tasks);
+        Ok(())
+    }
+
+    /// Starts what feeds a new subscription's lanes: on a transport, its consumer group's
+    /// member (and the outbox relay, with a store too); on a durable bus, its store pump.
+    fn start_feed(
+        &self,
+        route: &Arc<Route>,
+        options: &SubscriptionOptions,
+        durable: Option<Arc<Durable>>,
+    ) {
+        if let Some(remote) = &self.inner.remote {
+            let types = match &route.matcher {
+                Matcher::Names(names) => Some(names.iter().map(|n| (*n).to_owned()).collect()),
+                Matcher::Pattern(pattern) => pattern.literal().map(|name| vec![name]),
+            };
+            let mut spec = GroupSpec::new(&route.name, remote.consumer.clone())
+                .start_from(options.start_from)
+                .max_payload_bytes(self.inner.shared.max_payload_bytes);
+            spec.event_types = types;
+            let feed = tokio::spawn(transport_feed::feed(
+                Arc::clone(remote),
+                spec,
+                Arc::clone(route),
+                Arc::clone(&self.inner.shared),
+                self.inner.stop.subscribe(),
+            ));
+            self.inner
+                .pumps
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(feed);
+            self.ensure_relay();
+        }
+        // With a transport, the store is the outbox and each subscription's inbox; the
+        // subscriptions read from the broker.
+        if let Some(durable) = durable.filter(|_| self.inner.remote.is_none()) {
             self.inner
                 .durables
                 .write()
@@ -180,7 +230,7 @@ impl EventBus {
                 .push(Arc::clone(&durable));
             let pump = tokio::spawn(store_feed::pump(
                 durable,
-                Arc::clone(&route),
+                Arc::clone(route),
                 Arc::clone(&self.inner.shared),
                 self.inner.stop.subscribe(),
             ));
@@ -190,12 +240,5 @@ impl EventBus {
                 .unwrap_or_else(PoisonError::into_inner)
                 .push(pump);
         }
-        routes.push(route);
-        self.inner
-            .tasks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend(tasks);
-        Ok(())
     }
 }

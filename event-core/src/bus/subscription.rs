@@ -12,6 +12,8 @@ use super::retry::RetryPolicy;
 use super::routing::Lane;
 use super::shared::Shared;
 use super::store_feed::Durable;
+use super::transport_feed;
+use crate::transport::Transport;
 use futures_util::FutureExt;
 use smol_str::SmolStr;
 use std::panic::AssertUnwindSafe;
@@ -30,6 +32,8 @@ pub(crate) struct Worker<H> {
     pub(crate) shared: Arc<Shared>,
     /// The store and this subscription's progress through it, on a durable bus.
     pub(crate) durable: Option<Arc<Durable>>,
+    /// The broker, on a bus with a transport: where deliveries are settled.
+    pub(crate) transport: Option<Arc<dyn Transport>>,
     /// The keys held back by dead letters, with ordered dead letters.
     pub(crate) parking: Option<Arc<Parking>>,
     /// Handler calls so far, for sampling their latency.
@@ -92,6 +96,9 @@ impl<H: Handler> Worker<H> {
     /// Handles a delivery, or dead-letters it, and settles it where it came from; true when
     /// it was dead-lettered.
     async fn settle(&self, delivery: &Delivery) -> bool {
+        if let Some(transport) = &self.transport {
+            return self.settle_remote(&**transport, delivery).await;
+        }
         let Some(durable) = &self.durable else {
             return match self.handle(&delivery.event).await {
                 Ok(()) => false,
@@ -115,6 +122,65 @@ impl<H: Handler> Worker<H> {
         };
         durable.finish(delivery, settled).await;
         dead
+    }
+
+    /// [`settle`](Self::settle) on a bus with a transport: a delivery whose shard this
+    /// process no longer owns is dropped unhandled (its new owner handles it, in order); a
+    /// handled one is acknowledged; a failed one becomes a dead letter on the broker,
+    /// written and acknowledged in one step.
+    async fn settle_remote(&self, transport: &dyn Transport, delivery: &Delivery) -> bool {
+        if let Some(receipt) = &delivery.receipt
+            && !receipt.current().await
+        {
+            self.shared.metrics.fenced.fetch_add(1, Relaxed);
+            tracing::warn!(
+                subscription = %self.name,
+                event.id = %delivery.event.header().id,
+                "shard lease lost: not handled here, its owner handles it"
+            );
+            return false;
+        }
+        // With a store too, its inbox drops what the relay forwarded twice.
+        let handled_before = match &self.durable {
+            Some(durable) => durable.handled_before(delivery).await,
+            None => false,
+        };
+        let dead = if handled_before {
+            self.shared.metrics.deduplicated.fetch_add(1, Relaxed);
+            if let Some(receipt) = &delivery.receipt {
+                receipt.ack().await;
+            }
+            false
+        } else {
+            self.handle_remote(transport, delivery).await
+        };
+        if let Some(old) = &delivery.redelivers_remote
+            && let Err(error) = transport.remove_dead_letter(old).await
+        {
+            tracing::warn!(%error, "redelivered dead letter stays on the broker");
+        }
+        dead
+    }
+
+    /// Handles a delivery from the broker, then acknowledges it or dead-letters it there;
+    /// true when it was dead-lettered.
+    async fn handle_remote(&self, transport: &dyn Transport, delivery: &Delivery) -> bool {
+        match self.handle(&delivery.event).await {
+            Ok(()) => {
+                if let Some(durable) = &self.durable {
+                    durable.claim(delivery).await;
+                }
+                if let Some(receipt) = &delivery.receipt {
+                    receipt.ack().await;
+                }
+                false
+            }
+            Err(letter) => {
+                transport_feed::keep(transport, &self.shared, letter, delivery.receipt.as_ref())
+                    .await;
+                true
+            }
+        }
     }
 
     /// A delivery with ordered dead letters: parked behind its key's dead letter, or

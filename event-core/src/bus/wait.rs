@@ -1,14 +1,19 @@
 //! `wait_for`: the recent events with a correlation id, and who waits for one.
 
 use super::published;
+use super::store_feed::sleep_or_stop;
+use super::transport_feed::{self, Remote};
 use super::{Event, EventBus, WaitError};
 use crate::envelope::Envelope;
 use crate::event::DomainEvent;
+use crate::transport::{GroupSpec, StartFrom, reconnect_delay};
 use std::collections::VecDeque;
-use std::sync::PoisonError;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+use std::time::SystemTime;
 use tokio::sync::oneshot;
+use tokio::sync::watch;
 
 /// Recently published events with a correlation id, and who waits for one.
 #[derive(Default)]
@@ -23,7 +28,66 @@ pub(super) struct Waiter {
     pub(super) reply: oneshot::Sender<Event>,
 }
 
+impl Recent {
+    /// Answers the waiters of an event with a correlation id, and keeps it among the last
+    /// `window` such events.
+    pub(super) fn remember(&mut self, event: &Event, window: usize) {
+        let header = event.header();
+        let Some(correlation_id) = &header.correlation_id else {
+            return;
+        };
+        let waiters = std::mem::take(&mut self.waiters);
+        for waiter in waiters {
+            if waiter.event_type == header.event_type && waiter.correlation_id == *correlation_id {
+                let _ = waiter.reply.send(Arc::clone(event));
+            } else if !waiter.reply.is_closed() {
+                self.waiters.push(waiter);
+            }
+        }
+        if window > 0 {
+            if self.events.len() == window {
+                self.events.pop_front();
+            }
+            self.events.push_back(Arc::clone(event));
+        }
+    }
+}
+
 impl EventBus {
+    /// On a transport, starts (once) this bus's listener for `wait_for`: a consumer group
+    /// of its own (ephemeral, deleted when the bus shuts down) that reads every event
+    /// published since the bus was built (at most the last 5 minutes) by any process, so
+    /// that a reply published elsewhere is found too.
+    fn ensure_listener(&self) {
+        let Some(remote) = &self.inner.remote else {
+            return;
+        };
+        if self.inner.listening.swap(true, Relaxed) {
+            return;
+        }
+        let since = self
+            .inner
+            .built_at
+            .max(SystemTime::now() - LISTEN_BACK)
+            .min(SystemTime::now());
+        let spec = GroupSpec::new(format!("$wait:{}", remote.consumer), &remote.consumer)
+            .start_from(StartFrom::At(since))
+            .max_payload_bytes(self.inner.shared.max_payload_bytes)
+            .ephemeral();
+        let task = tokio::spawn(listen(
+            Arc::clone(remote),
+            spec,
+            Arc::clone(&self.inner.recent),
+            self.inner.config.recent,
+            self.inner.stop.subscribe(),
+        ));
+        self.inner
+            .pumps
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(task);
+    }
+
     /// Waits for an event of type `E` with this correlation id, published before the call
     /// (among the last `wait_window` such events) or within `timeout` after it.
     ///
@@ -36,6 +100,7 @@ impl EventBus {
         correlation_id: &str,
         timeout: Duration,
     ) -> Result<Envelope<E>, WaitError> {
+        self.ensure_listener();
         let reply = {
             let mut recent = self
                 .inner
@@ -71,4 +136,49 @@ impl EventBus {
             }),
         }
     }
+}
+
+/// How far back a new `wait_for` listener reads, at most.
+const LISTEN_BACK: Duration = Duration::from_secs(300);
+
+/// Keeps what the broker carries in the recent window, answering waiters, until `stop`;
+/// then leaves (and so deletes) its ephemeral group.
+async fn listen(
+    remote: Arc<Remote>,
+    spec: GroupSpec,
+    recent: Arc<Mutex<Recent>>,
+    window: usize,
+    mut stop: watch::Receiver<bool>,
+) {
+    let Some(member) = transport_feed::join(&remote, &spec, &mut stop).await else {
+        return;
+    };
+    let mut failures = 0;
+    while !*stop.borrow() {
+        match member.receive(256, Duration::from_millis(250)).await {
+            Ok(batch) => {
+                failures = 0;
+                for received in batch {
+                    if let Err(error) = member.ack(&received.entry).await {
+                        tracing::debug!(%error, "wait_for listener: entry not acknowledged");
+                    }
+                    if received.envelope.correlation_id.is_some() {
+                        recent
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .remember(&published::raw(received.envelope), window);
+                    }
+                }
+            }
+            Err(error) => {
+                failures += 1;
+                tracing::warn!(%error, "wait_for listener: cannot receive from the broker, retrying");
+                let pause = reconnect_delay(failures, Duration::from_secs(2));
+                if sleep_or_stop(pause, &mut stop).await {
+                    break;
+                }
+            }
+        }
+    }
+    member.leave().await;
 }
