@@ -46,6 +46,7 @@ step "examples run"
 cargo run --locked -q -p orders >/dev/null
 cargo run --locked -q -p chatbot >/dev/null
 cargo run --locked -q -p game-engine >/dev/null
+cargo run --locked -q -p saas >/dev/null
 
 step "the example's AsyncAPI document, through the official AsyncAPI parser (node)"
 scripts/check-asyncapi.sh examples/orders/catalog/asyncapi.json

@@ -72,13 +72,16 @@
 //!
 //! # Feature flags
 //!
-//! - `derive` (default): re-exports `#[derive(Clone, DomainEvent)]` and `#[derive(EventUnion)]`.
+//! - `derive` (default): re-exports `#[derive(DomainEvent)]` and `#[derive(EventUnion)]`.
 //! - `sqlite`: `store::SqliteStore`, a durable store in one SQLite file (SQLite is compiled
 //!   in; no system library needed).
 //! - `postgres`: `store::PostgresStore`, a durable store in a PostgreSQL database.
+//! - `redis`: `transport::RedisTransport`, Redis Streams as the broker between processes
+//!   and machines.
 //!
 //! The in-memory bus needs no feature; it runs on the tokio runtime it is built in. The
-//! [`store::Store`] trait is always there, for stores of your own.
+//! [`store::Store`] and [`transport::Transport`] traits are always there, for stores and
+//! brokers of your own.
 //!
 //! # Dependencies of a user crate
 //!
