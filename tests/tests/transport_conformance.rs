@@ -746,6 +746,72 @@ async fn outbox_relay<B: Broker>(broker: &B) {
     consumer.shutdown().await;
 }
 
+/// Envelopes read from the broker that the subscription cannot decode (a version newer than
+/// its union knows, a payload of the wrong shape) are dead-lettered with their reason and
+/// acknowledged, never retried for ever and never dropped; the others flow.
+async fn undecodable_events<B: Broker>(broker: &B) {
+    let prefix = prefix("undecodable");
+    let bus = EventBus::builder()
+        .transport(broker.transport(&prefix).await)
+        .consumer_name("member-a")
+        .build();
+    let handled = Arc::new(Handled::default());
+    handled.subscribe(&bus, "strict", "member-a");
+    settled(&bus, "strict", &["member-a"]).await;
+    let good = event_core::Envelope::new(Ticked {
+        key: "k1".into(),
+        seq: 1,
+    })
+    .to_raw()
+    .expect("encodes");
+    let mut newer = good.clone();
+    newer.id = uuid::Uuid::now_v7();
+    newer.version = 9;
+    let mut wrong_shape = good.clone();
+    wrong_shape.id = uuid::Uuid::now_v7();
+    wrong_shape.payload =
+        serde_json::value::RawValue::from_string(r#"{"key": 7}"#.into()).expect("json");
+    for envelope in [newer.clone(), wrong_shape.clone(), good] {
+        bus.publish_raw(envelope).await.expect("published");
+    }
+    eventually(Duration::from_secs(10), "the good event handled", || {
+        handled.count.load(SeqCst) == 1
+    })
+    .await;
+    let started = Instant::now();
+    let letters = loop {
+        let letters = bus.dead_letters().await;
+        if letters.len() >= 2 || started.elapsed() > Duration::from_secs(10) {
+            break letters;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let ids: HashSet<uuid::Uuid> = letters.iter().map(|l| l.envelope.id).collect();
+    assert_eq!(
+        ids,
+        HashSet::from([newer.id, wrong_shape.id]),
+        "{letters:?}"
+    );
+    for letter in &letters {
+        assert_eq!(letter.attempts, 0, "never reached the handler: {letter:?}");
+        assert!(!letter.last_error.is_empty());
+    }
+    let info = bus
+        .transport_info()
+        .await
+        .expect("info")
+        .expect("a transport");
+    let pending: u64 = info
+        .topics
+        .iter()
+        .flat_map(|t| t.groups.iter())
+        .filter(|g| g.group == "strict")
+        .map(|g| g.pending)
+        .sum();
+    assert_eq!(pending, 0, "every entry acknowledged: {info:?}");
+    bus.shutdown().await;
+}
+
 macro_rules! conformance {
     ($name:ident, $broker:expr) => {
         mod $name {
@@ -784,6 +850,11 @@ macro_rules! conformance {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn outbox_relay() {
                 super::outbox_relay(&$broker).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn undecodable_events() {
+                super::undecodable_events(&$broker).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
