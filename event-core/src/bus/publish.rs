@@ -23,7 +23,7 @@ impl EventBus {
     ///
     /// Inside a handler, the new event carries the handled event's correlation id, its id
     /// as causation id, and a causation depth one more than its own (the loop guard,
-    /// [`EventBusBuilder::max_causation_depth`]).
+    /// [`EventBusBuilder::max_causation_depth`](super::EventBusBuilder::max_causation_depth)).
     ///
     /// A handler that publishes into its own subscription waits, like any publisher, while
     /// that queue is full, and its lane cannot drain while it waits: give such a subscription

@@ -133,6 +133,7 @@ pub(super) async fn round(shared: &Shared) -> Result<(), TransportError> {
                 outstanding: HashSet::new(),
                 reading: 0,
                 backlog: topics.into_iter().map(|t| (t, "0".to_owned())).collect(),
+                given_up: false,
             },
         );
         tracing::debug!(group, consumer, shard, token, "acquired a shard");
@@ -157,6 +158,10 @@ async fn renew(shared: &Shared, started: Instant) -> Result<(), TransportError> 
     let lease_ms = millis(inner.lease);
     let mut conn = inner.conn();
     for (shard, token) in shared.held() {
+        if give_up(shared, shard, token) {
+            release_given_up(shared, shard, token).await?;
+            continue;
+        }
         let renewed: i64 = scripts::RENEW
             .key(inner.lease_key(group, shard))
             .arg(shared.value(token))
@@ -164,16 +169,67 @@ async fn renew(shared: &Shared, started: Instant) -> Result<(), TransportError> 
             .invoke_async(&mut conn)
             .await
             .map_err(inner.err("renew"))?;
-        let mut state = shared.state();
-        if renewed == 1 {
-            if let Some(lease) = state.leases.get_mut(&shard).filter(|l| l.token == token) {
-                lease.renewed = started;
+        let given_up = {
+            let mut state = shared.state();
+            if renewed == 1 {
+                match state.leases.get_mut(&shard).filter(|l| l.token == token) {
+                    // A lane was told meanwhile that the lease ran out: do not go on with it.
+                    Some(lease) if lease.given_up => true,
+                    Some(lease) => {
+                        lease.renewed = started;
+                        false
+                    }
+                    None => false,
+                }
+            } else {
+                if state.leases.get(&shard).is_some_and(|l| l.token == token) {
+                    state.leases.remove(&shard);
+                    tracing::warn!(group, consumer, shard, token, "lost the lease on a shard");
+                }
+                false
             }
-        } else if state.leases.get(&shard).is_some_and(|l| l.token == token) {
-            state.leases.remove(&shard);
-            tracing::warn!(group, consumer, shard, token, "lost the lease on a shard");
+        };
+        if given_up {
+            release_given_up(shared, shard, token).await?;
         }
     }
+    Ok(())
+}
+
+/// Whether the lease of `shard` under `token` ran out, as this process sees it, before its
+/// renewal: then it must not be renewed (a lane may already have dropped an entry received
+/// under it, and a later one must not be handled before that entry comes back).
+fn give_up(shared: &Shared, index: u32, token: u64) -> bool {
+    let mut state = shared.state();
+    let Some(lease) = state.leases.get_mut(&index).filter(|l| l.token == token) else {
+        return false;
+    };
+    if lease.renewed.elapsed() >= shared.inner.lease {
+        lease.given_up = true;
+    }
+    lease.given_up
+}
+
+/// Forgets a given-up lease and releases it on the broker if it is still ours, so that the
+/// acquire step takes the shard again under a new token (reading its pending entries again,
+/// oldest first) or another member takes it.
+async fn release_given_up(shared: &Shared, index: u32, token: u64) -> Result<(), TransportError> {
+    let inner = &shared.inner;
+    let group = shared.spec.group.as_str();
+    shared.state().leases.remove(&index);
+    tracing::warn!(
+        group,
+        consumer = %shared.spec.consumer,
+        shard = index,
+        token,
+        "the lease on a shard ran out before its renewal: taken again under a new token"
+    );
+    let _: i64 = scripts::RELEASE
+        .key(inner.lease_key(group, index))
+        .arg(shared.value(token))
+        .invoke_async(&mut inner.conn())
+        .await
+        .map_err(inner.err("release"))?;
     Ok(())
 }
 

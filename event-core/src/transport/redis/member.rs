@@ -47,6 +47,10 @@ pub(super) struct Lease {
     pub(super) reading: usize,
     /// Topics whose pending entries are still to be read again, after this id.
     pub(super) backlog: HashMap<String, String>,
+    /// A lane was told the lease is lost (it ran out before its renewal, as far as this
+    /// process can tell): it is never renewed under this token, but released and taken
+    /// again under a new one, so that what was received under it is read again in order.
+    pub(super) given_up: bool,
 }
 
 impl Shared {
@@ -85,7 +89,9 @@ impl Shared {
     fn holds_token(&self, shard: u32, token: u64) -> bool {
         let margin = self.inner.lease / 3;
         self.state().leases.get(&shard).is_some_and(|lease| {
-            lease.token == token && lease.renewed.elapsed() + margin < self.inner.lease
+            lease.token == token
+                && !lease.given_up
+                && lease.renewed.elapsed() + margin < self.inner.lease
         })
     }
 
@@ -732,14 +738,20 @@ impl Member for RedisMember {
     }
 
     fn lost(&self, entry: &EntryRef) -> bool {
-        !self
-            .shared
-            .state()
+        let mut state = self.shared.state();
+        let Some(lease) = state
             .leases
-            .get(&entry.shard)
-            .is_some_and(|lease| {
-                lease.token == entry.token && lease.renewed.elapsed() < self.shared.inner.lease
-            })
+            .get_mut(&entry.shard)
+            .filter(|lease| lease.token == entry.token)
+        else {
+            return true;
+        };
+        if lease.renewed.elapsed() >= self.shared.inner.lease {
+            // From now on this token is over: the next lease round releases it and takes
+            // the shard again under a new one (see `lease::renew`).
+            lease.given_up = true;
+        }
+        lease.given_up
     }
 
     fn abandon(&self, entry: &EntryRef) {
