@@ -152,7 +152,8 @@ impl EventBusBuilder {
     ///
     /// ```no_run
     /// # #[cfg(feature = "redis")]
-    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// use event_core::EventBus;
     /// use event_core::transport::RedisTransport;
     ///
@@ -162,6 +163,8 @@ impl EventBusBuilder {
     /// # let _ = bus;
     /// # Ok(())
     /// # }
+    /// # #[cfg(not(feature = "redis"))]
+    /// # fn main() {}
     /// ```
     #[must_use]
     pub fn transport(mut self, transport: impl Transport) -> Self {
@@ -235,7 +238,7 @@ impl EventBusBuilder {
                     })
                 }),
                 stop: watch::channel(false).0,
-                pumps: Mutex::new(Vec::new()),
+                feeds: Mutex::new(Vec::new()),
             }),
         }
     }

@@ -126,9 +126,11 @@ struct Inner {
     remote: Option<Arc<Remote>>,
     /// The outbox relay was started (a bus with a store and a transport).
     relay_started: AtomicBool,
-    /// Tells the pumps of a durable bus to stop.
+    /// Tells the feeds to stop.
     stop: watch::Sender<bool>,
-    pumps: Mutex<Vec<JoinHandle<()>>>,
+    /// What runs beside the lanes until `stop`: the store pumps or transport members that
+    /// feed them, the outbox relay, the `wait_for` listener.
+    feeds: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl EventBus {
@@ -162,17 +164,22 @@ impl EventBus {
         if self.inner.relay_started.swap(true, Relaxed) {
             return;
         }
-        let relay = tokio::spawn(relay::relay(
+        self.spawn_feed(relay::relay(
             Arc::clone(backing),
             Arc::clone(remote),
             self.inner.config.relay_lease,
             self.inner.stop.subscribe(),
         ));
+    }
+
+    /// Spawns a task that runs until `stop`, awaited at shutdown.
+    fn spawn_feed(&self, feed: impl std::future::Future<Output = ()> + Send + 'static) {
+        let task = tokio::spawn(feed);
         self.inner
-            .pumps
+            .feeds
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push(relay);
+            .push(task);
     }
 
     /// The counters now.

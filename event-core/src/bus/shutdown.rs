@@ -89,7 +89,7 @@ impl EventBus {
         let feeds = std::mem::take(
             &mut *self
                 .inner
-                .pumps
+                .feeds
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner),
         );

@@ -206,18 +206,13 @@ impl EventBus {
                 .start_from(options.start_from)
                 .max_payload_bytes(self.inner.shared.max_payload_bytes);
             spec.event_types = types;
-            let feed = tokio::spawn(transport_feed::feed(
+            self.spawn_feed(transport_feed::feed(
                 Arc::clone(remote),
                 spec,
                 Arc::clone(route),
                 Arc::clone(&self.inner.shared),
                 self.inner.stop.subscribe(),
             ));
-            self.inner
-                .pumps
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(feed);
             self.ensure_relay();
         }
         // With a transport, the store is the outbox and each subscription's inbox; the
@@ -228,17 +223,12 @@ impl EventBus {
                 .write()
                 .unwrap_or_else(PoisonError::into_inner)
                 .push(Arc::clone(&durable));
-            let pump = tokio::spawn(store_feed::pump(
+            self.spawn_feed(store_feed::pump(
                 durable,
                 Arc::clone(route),
                 Arc::clone(&self.inner.shared),
                 self.inner.stop.subscribe(),
             ));
-            self.inner
-                .pumps
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(pump);
         }
     }
 }

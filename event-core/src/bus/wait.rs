@@ -74,18 +74,13 @@ impl EventBus {
             .start_from(StartFrom::At(since))
             .max_payload_bytes(self.inner.shared.max_payload_bytes)
             .ephemeral();
-        let task = tokio::spawn(listen(
+        self.spawn_feed(listen(
             Arc::clone(remote),
             spec,
             Arc::clone(&self.inner.recent),
             self.inner.config.recent,
             self.inner.stop.subscribe(),
         ));
-        self.inner
-            .pumps
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(task);
     }
 
     /// Waits for an event of type `E` with this correlation id, published before the call

@@ -44,10 +44,12 @@ use std::time::Duration;
 /// entries of the old one. Writes of a stale owner are refused by a fencing token.
 ///
 /// ```no_run
-/// use event_core::transport::{GroupSpec, Member, RedisTransport, Transport, consumer_name};
+/// use event_core::transport::{GroupSpec, RedisTransport, Transport, consumer_name};
 /// use std::time::Duration;
 ///
-/// # async fn example(events: Vec<event_core::RawEnvelope>) -> Result<(), Box<dyn std::error::Error>> {
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let events: Vec<event_core::RawEnvelope> = Vec::new();
 /// let transport = RedisTransport::builder("redis://127.0.0.1:6379")
 ///     .prefix("shop")
 ///     .shards(8)
