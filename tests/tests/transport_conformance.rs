@@ -812,6 +812,88 @@ async fn undecodable_events<B: Broker>(broker: &B) {
     bus.shutdown().await;
 }
 
+/// `bus.trim` never removes what a group has not handled, unless forced.
+async fn retention<B: Broker>(broker: &B) {
+    use event_core::transport::Retention;
+
+    let prefix = prefix("trim");
+    let reader = bus(broker.transport(&prefix).await, "member-a");
+    let handled = Arc::new(Handled::default());
+    handled.subscribe(&reader, "reader", "member-a");
+    settled(&reader, "reader", &["member-a"]).await;
+    publish_keys(&reader, 4, 5).await;
+    eventually(Duration::from_secs(10), "20 handled", || {
+        handled.count.load(SeqCst) >= 20
+    })
+    .await;
+    // A group whose handler is stuck on its first event: it has acknowledged nothing.
+    let lagging = bus(broker.transport(&prefix).await, "member-lagging");
+    let unstuck = Arc::new(tokio::sync::Semaphore::new(0));
+    {
+        let unstuck = Arc::clone(&unstuck);
+        lagging
+            .subscribe_with::<Ticked, _, _>(
+                "lagging",
+                &SubscriptionOptions::new().start_from(StartFrom::Beginning),
+                move |_| {
+                    let unstuck = Arc::clone(&unstuck);
+                    async move {
+                        let _ = unstuck.acquire().await;
+                        Ok(())
+                    }
+                },
+            )
+            .expect("subscribes");
+    }
+    settled(&lagging, "lagging", &["member-lagging"]).await;
+    let length = |info: &event_core::transport::TransportInfo| -> u64 {
+        info.topics
+            .iter()
+            .flat_map(|t| t.shards.iter())
+            .map(|s| s.length)
+            .sum()
+    };
+    let report = reader
+        .trim(&Retention::max_len(0))
+        .await
+        .expect("trims")
+        .expect("a transport");
+    assert_eq!(
+        report.removed, 0,
+        "the lagging group holds them: {report:?}"
+    );
+    assert!(report.held_by.contains(&"lagging".to_owned()), "{report:?}");
+    let info = reader
+        .transport_info()
+        .await
+        .expect("info")
+        .expect("a transport");
+    assert_eq!(length(&info), 20);
+    let report = reader
+        .trim(&Retention::max_len(0).forced())
+        .await
+        .expect("trims")
+        .expect("a transport");
+    assert_eq!(report.removed, 20, "{report:?}");
+    let info = reader
+        .transport_info()
+        .await
+        .expect("info")
+        .expect("a transport");
+    assert_eq!(length(&info), 0);
+    let in_memory = EventBus::builder().build();
+    assert!(
+        in_memory
+            .trim(&Retention::max_len(0))
+            .await
+            .expect("no error")
+            .is_none()
+    );
+    unstuck.close();
+    lagging.shutdown().await;
+    reader.shutdown().await;
+}
+
 macro_rules! conformance {
     ($name:ident, $broker:expr) => {
         mod $name {
@@ -855,6 +937,11 @@ macro_rules! conformance {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn undecodable_events() {
                 super::undecodable_events(&$broker).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn retention() {
+                super::retention(&$broker).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -156,6 +156,24 @@ impl EventBus {
         }
     }
 
+    /// Trims the broker's streams by `retention` (by length or age), never past an entry
+    /// that a consumer group has not acknowledged unless `retention.force` says so; `Ok(None)`
+    /// without a transport. Run it from a timer, or an operator's command.
+    ///
+    /// # Errors
+    ///
+    /// [`TransportError`](crate::transport::TransportError) when the broker cannot be
+    /// reached.
+    pub async fn trim(
+        &self,
+        retention: &crate::transport::Retention,
+    ) -> Result<Option<crate::transport::TrimReport>, crate::transport::TransportError> {
+        match &self.inner.remote {
+            Some(remote) => remote.transport.trim(retention).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// Starts the outbox relay, once, on a bus with a store and a transport.
     fn ensure_relay(&self) {
         let (Some(backing), Some(remote)) = (&self.inner.backing, &self.inner.remote) else {

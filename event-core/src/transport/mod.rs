@@ -166,6 +166,14 @@ pub struct TransportDeadLetter {
 }
 
 /// How much of each shard a [`Transport::trim`] keeps.
+///
+/// ```
+/// use event_core::transport::Retention;
+/// use std::time::Duration;
+///
+/// let retention = Retention::max_age(Duration::from_secs(7 * 24 * 3600)).and_max_len(1_000_000);
+/// assert!(!retention.force);
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Retention {
@@ -175,6 +183,38 @@ pub struct Retention {
     pub max_age: Option<Duration>,
     /// Remove entries that a group has not acknowledged too.
     pub force: bool,
+}
+
+impl Retention {
+    /// Keeps at most `entries` per shard.
+    pub fn max_len(entries: u64) -> Self {
+        Retention {
+            max_len: Some(entries),
+            ..Retention::default()
+        }
+    }
+
+    /// Keeps entries younger than `age`.
+    pub fn max_age(age: Duration) -> Self {
+        Retention {
+            max_age: Some(age),
+            ..Retention::default()
+        }
+    }
+
+    /// Also keeps at most `entries` per shard.
+    #[must_use]
+    pub fn and_max_len(mut self, entries: u64) -> Self {
+        self.max_len = Some(entries);
+        self
+    }
+
+    /// Also removes entries some group has not acknowledged: they are lost to that group.
+    #[must_use]
+    pub fn forced(mut self) -> Self {
+        self.force = true;
+        self
+    }
 }
 
 /// What a [`Transport::trim`] did.
