@@ -17,10 +17,11 @@ pub(crate) struct Delivery {
     pub(crate) redelivers: Option<crate::store::DeadLetterId>,
     /// Whether it redelivers or discards a dead letter, for ordered dead letters.
     pub(crate) letter: LetterAction,
-    /// The broker's entry, on a bus with a transport: acknowledged once handled.
-    pub(crate) receipt: Option<Receipt>,
+    /// The broker's entry, on a bus with a transport: acknowledged once handled. Boxed,
+    /// like the next field, so that an in-memory delivery stays small to move.
+    pub(crate) receipt: Option<Box<Receipt>>,
     /// The dead letter on the broker this delivery retries, removed once it is settled.
-    pub(crate) redelivers_remote: Option<EntryRef>,
+    pub(crate) redelivers_remote: Option<Box<EntryRef>>,
 }
 
 impl Delivery {

@@ -268,11 +268,14 @@ impl EventBus {
                 .unwrap_or_else(PoisonError::into_inner)
                 .push(Arc::clone(event));
         }
-        self.inner
-            .recent
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remember(event, self.inner.config.recent);
+        // Only events with a correlation id are waited for: no lock for the others.
+        if event.header().correlation_id.is_some() {
+            self.inner
+                .recent
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remember(event, self.inner.config.recent);
+        }
     }
 
     /// After `shutdown` began, only handlers finishing their work may publish, until the

@@ -119,7 +119,7 @@ impl EventBus {
         let stored = self.stored_letter(letter).await?;
         let (delivery, taken) = if let Some(kept) = remote {
             let delivery = Delivery {
-                redelivers_remote: Some(kept.id),
+                redelivers_remote: Some(Box::new(kept.id)),
                 letter: LetterAction::Redeliver,
                 ..Delivery::in_memory(published::raw(kept.letter.envelope))
             };

@@ -176,7 +176,7 @@ impl<H: Handler> Worker<H> {
                 false
             }
             Err(letter) => {
-                transport_feed::keep(transport, &self.shared, letter, delivery.receipt.as_ref())
+                transport_feed::keep(transport, &self.shared, letter, delivery.receipt.as_deref())
                     .await;
                 true
             }

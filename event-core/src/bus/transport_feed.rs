@@ -154,7 +154,7 @@ pub(crate) async fn feed(
             };
             shared.metrics.in_flight.fetch_add(1, Relaxed);
             let delivery = Delivery {
-                receipt: Some(receipt),
+                receipt: Some(Box::new(receipt)),
                 ..Delivery::in_memory(published::raw(received.envelope))
             };
             if lane.send(delivery).await.is_err() {

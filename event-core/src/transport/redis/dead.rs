@@ -26,6 +26,14 @@ pub(super) async fn put(
             key: format!("(dead letter of {})", letter.envelope.id),
             reason: format!("the envelope does not serialize: {error}"),
         })?;
+    // The dead entry's fields, as field/value pairs.
+    let fields = [
+        ("group", group.to_owned()),
+        ("error", letter.last_error.clone()),
+        ("attempts", letter.attempts.to_string()),
+        ("failed_at", failed_at),
+        ("envelope", envelope),
+    ];
     let mut conn = inner.conn();
     let Some(entry) = entry else {
         let topic = inner.topic_of(&letter.envelope.event_type);
@@ -33,16 +41,7 @@ pub(super) async fn put(
         let _: String = redis::cmd("XADD")
             .arg(inner.dead_key(topic))
             .arg("*")
-            .arg("group")
-            .arg(group)
-            .arg("error")
-            .arg(&letter.last_error)
-            .arg("attempts")
-            .arg(letter.attempts)
-            .arg("failed_at")
-            .arg(failed_at)
-            .arg("envelope")
-            .arg(envelope)
+            .arg(&fields)
             .query_async(&mut conn)
             .await
             .map_err(inner.err("XADD"))?;
@@ -55,16 +54,7 @@ pub(super) async fn put(
         .arg(format!("|{}", entry.token))
         .arg(group)
         .arg(&entry.id)
-        .arg("group")
-        .arg(group)
-        .arg("error")
-        .arg(&letter.last_error)
-        .arg("attempts")
-        .arg(letter.attempts)
-        .arg("failed_at")
-        .arg(failed_at)
-        .arg("envelope")
-        .arg(envelope)
+        .arg(&fields)
         .arg("entry")
         .arg(&entry.id)
         .invoke_async(&mut conn)
