@@ -461,6 +461,18 @@ fn a_stale_dead_letter_is_not_handled_again_on_redelivery() {
     }
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
+        // The first life's writer thread may still save the checkpoint past the event after
+        // its runtime is gone (seen once in CI: the event was then never read again): put
+        // the checkpoint back before it, until that holds, as a death before the save would.
+        let store = SqliteStore::open(&path).unwrap();
+        loop {
+            store.reset_checkpoint("ledger", 0).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if store.checkpoint("ledger").await.unwrap() == 0 {
+                break;
+            }
+        }
+        drop(store);
         let bus = durable_bus(&path);
         let ledger = recording(&bus, "ledger");
         while taken(&ledger).is_empty() {
