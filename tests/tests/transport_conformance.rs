@@ -103,6 +103,21 @@ async fn settled(bus: &EventBus, group: &str, members: &[&str]) {
     }
 }
 
+/// The entries of `group` delivered and not yet acknowledged, over its topics.
+async fn pending(bus: &EventBus, group: &str) -> u64 {
+    let info = bus
+        .transport_info()
+        .await
+        .expect("info")
+        .expect("a transport");
+    info.topics
+        .iter()
+        .flat_map(|topic| topic.groups.iter())
+        .filter(|g| g.group == group)
+        .map(|g| g.pending)
+        .sum()
+}
+
 /// Records what each member handled: event key and seq, by member.
 #[derive(Default)]
 struct Handled {
@@ -796,19 +811,7 @@ async fn undecodable_events<B: Broker>(broker: &B) {
         assert_eq!(letter.attempts, 0, "never reached the handler: {letter:?}");
         assert!(!letter.last_error.is_empty());
     }
-    let info = bus
-        .transport_info()
-        .await
-        .expect("info")
-        .expect("a transport");
-    let pending: u64 = info
-        .topics
-        .iter()
-        .flat_map(|t| t.groups.iter())
-        .filter(|g| g.group == "strict")
-        .map(|g| g.pending)
-        .sum();
-    assert_eq!(pending, 0, "every entry acknowledged: {info:?}");
+    assert_eq!(pending(&bus, "strict").await, 0, "every entry acknowledged");
     bus.shutdown().await;
 }
 
@@ -894,6 +897,101 @@ async fn retention<B: Broker>(broker: &B) {
     reader.shutdown().await;
 }
 
+/// `subscribe_batch` over the broker: batches of up to N of a member's events, each key's
+/// events in order, every event acknowledged; a batch that fails is handed over again one
+/// event at a time, so only the failing event becomes a dead letter.
+async fn batch_handlers<B: Broker>(broker: &B) {
+    let prefix = prefix("batch");
+    let publisher = bus(broker.transport(&prefix).await, "publisher");
+    // The topic exists once a group does; the events wait for the batch group, which
+    // starts from the beginning.
+    let early = Arc::new(Handled::default());
+    early.subscribe(&publisher, "early", "publisher");
+    settled(&publisher, "early", &["publisher"]).await;
+    publish_keys(&publisher, 10, 20).await;
+
+    let member = bus(broker.transport(&prefix).await, "member-batch");
+    let handled: Arc<Mutex<Vec<(String, u64)>>> = Arc::default();
+    let sizes: Arc<Mutex<Vec<usize>>> = Arc::default();
+    {
+        let handled = Arc::clone(&handled);
+        let sizes = Arc::clone(&sizes);
+        member
+            .subscribe_batch_with::<Ticked, _, _>(
+                "totals",
+                16,
+                &SubscriptionOptions::new()
+                    .concurrency(2)
+                    .start_from(StartFrom::Beginning),
+                move |batch| {
+                    sizes.lock().unwrap().push(batch.len());
+                    let poisoned = batch
+                        .iter()
+                        .any(|env| env.payload.key == "k3" && env.payload.seq == 7);
+                    if !poisoned {
+                        handled.lock().unwrap().extend(
+                            batch
+                                .iter()
+                                .map(|env| (env.payload.key.clone(), env.payload.seq)),
+                        );
+                    }
+                    async move {
+                        if poisoned {
+                            Err(HandlerError::permanent("meter k3 is broken"))
+                        } else {
+                            Ok(())
+                        }
+                    }
+                },
+            )
+            .expect("subscribes");
+    }
+    eventually(Duration::from_secs(20), "199 events handled", || {
+        handled.lock().unwrap().len() >= 199
+    })
+    .await;
+
+    let handled = handled.lock().unwrap().clone();
+    let distinct: HashSet<&(String, u64)> = handled.iter().collect();
+    assert_eq!(handled.len(), 199, "each event handled once");
+    assert_eq!(distinct.len(), 199);
+    assert!(!distinct.contains(&("k3".to_owned(), 7)));
+    let mut last: HashMap<&str, u64> = HashMap::new();
+    for (key, seq) in &handled {
+        if let Some(previous) = last.insert(key, *seq) {
+            assert!(*seq > previous, "key {key}: {seq} handled after {previous}");
+        }
+    }
+    let sizes = sizes.lock().unwrap().clone();
+    assert!(sizes.iter().all(|&n| (1..=16).contains(&n)), "{sizes:?}");
+    assert!(
+        sizes.iter().any(|&n| n > 1),
+        "200 waiting events came one at a time: {sizes:?}"
+    );
+
+    let mut letters = Vec::new();
+    let started = Instant::now();
+    while letters.is_empty() && started.elapsed() < Duration::from_secs(5) {
+        letters = member.dead_letters().await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(letters.len(), 1, "only the failing event: {letters:?}");
+    assert_eq!(letters[0].subscription, "totals");
+    assert!(letters[0].last_error.contains("meter k3 is broken"));
+
+    // Everything acknowledged: nothing pending in the group.
+    let started = Instant::now();
+    while pending(&member, "totals").await > 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "entries never acknowledged"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    member.shutdown().await;
+    publisher.shutdown().await;
+}
+
 macro_rules! conformance {
     ($name:ident, $broker:expr) => {
         mod $name {
@@ -942,6 +1040,11 @@ macro_rules! conformance {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn retention() {
                 super::retention(&$broker).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn batch_handlers() {
+                super::batch_handlers(&$broker).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -87,16 +87,18 @@ impl PublishContext {
         let causation_given = self.causation_id.is_some();
         let _ = HANDLED.try_with(|scope| {
             let handled = scope.header();
-            envelope.correlation_id.clone_from(&handled.correlation_id);
-            if !causation_given {
-                envelope.causation_id = Some(SmolStr::new(
-                    handled
-                        .id
-                        .hyphenated()
-                        .encode_lower(&mut Uuid::encode_buffer()),
-                ));
+            if scope.carries_ids {
+                envelope.correlation_id.clone_from(&handled.correlation_id);
+                if !causation_given {
+                    envelope.causation_id = Some(SmolStr::new(
+                        handled
+                            .id
+                            .hyphenated()
+                            .encode_lower(&mut Uuid::encode_buffer()),
+                    ));
+                }
+                envelope.trace_id.clone_from(&handled.trace_id);
             }
-            envelope.trace_id.clone_from(&handled.trace_id);
             envelope
                 .meta
                 .set_depth(handled.meta.depth().saturating_add(1));
@@ -128,6 +130,9 @@ impl PublishContext {
 pub(crate) struct Handled {
     /// The event: its header gives the ids and the depth.
     event: Event,
+    /// Whether what the handler publishes carries the event's correlation, causation and
+    /// trace ids: not for a batch, whose events need not share them.
+    carries_ids: bool,
     /// Set when the loop guard refused a publish of this handler: why.
     looped: RefCell<Option<String>>,
 }
@@ -135,8 +140,16 @@ pub(crate) struct Handled {
 impl Handled {
     /// The scope of a handler handling `event`.
     pub(crate) fn of(event: &Event) -> Self {
+        Handled::new(event, true)
+    }
+
+    /// The scope of a handler handling `event`; without `carries_ids` (a batch handler,
+    /// whose events need not share them), what it publishes takes only its depth from
+    /// `event`, and its ids from a `PublishContext`.
+    pub(crate) fn new(event: &Event, carries_ids: bool) -> Self {
         Handled {
             event: Arc::clone(event),
+            carries_ids,
             looped: RefCell::new(None),
         }
     }

@@ -102,6 +102,11 @@ impl Parking {
         next
     }
 
+    /// Whether a dead letter holds `key` back.
+    pub(crate) fn is_blocked(&self, key: &str) -> bool {
+        self.blocked().contains_key(key)
+    }
+
     /// How many events the dead letter of event `letter` with this key holds back.
     pub(crate) fn held_back(&self, key: &str, letter: Uuid) -> usize {
         self.blocked()

@@ -23,6 +23,14 @@ pub(crate) enum Matcher {
 }
 
 impl Matcher {
+    /// The event types of the union `U`.
+    pub(crate) fn of_union<U: crate::union::EventUnion>() -> Self {
+        let mut names: Vec<&'static str> = U::EVENTS.iter().map(|(n, _)| *n).collect();
+        names.sort_unstable();
+        names.dedup();
+        Matcher::Names(names)
+    }
+
     pub(crate) fn matches(&self, event_type: &str) -> bool {
         match self {
             Matcher::Names(names) => names.contains(&event_type),

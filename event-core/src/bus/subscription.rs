@@ -5,7 +5,7 @@ use super::dead_letter::DeadLetter;
 use super::delivery::Delivery;
 use super::delivery::LetterAction;
 use super::error::{HandlerError, panicked};
-use super::handler::Handler;
+use super::handler::{BatchHandler, Handler};
 use super::parking::{Admit, Parking};
 use super::published::Event;
 use super::retry::RetryPolicy;
@@ -16,6 +16,7 @@ use super::transport_feed;
 use crate::transport::Transport;
 use futures_util::FutureExt;
 use smol_str::SmolStr;
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -49,17 +50,51 @@ pub(crate) fn start<H: Handler>(
     concurrency: usize,
     capacity: usize,
 ) -> (Vec<Lane>, Vec<JoinHandle<()>>) {
+    spawn_lanes(worker, concurrency, capacity, |worker, mut rx| async move {
+        while let Some(delivery) = rx.recv().await {
+            worker.deliver(delivery).await;
+        }
+    })
+}
+
+/// [`start`] for a batch subscription: each lane hands its handler what its queue holds,
+/// up to `max` events at a time.
+pub(crate) fn start_batched<H: BatchHandler>(
+    worker: Worker<H>,
+    max: usize,
+    concurrency: usize,
+    capacity: usize,
+) -> (Vec<Lane>, Vec<JoinHandle<()>>) {
+    let max = max.max(1);
+    spawn_lanes(
+        worker,
+        concurrency,
+        capacity,
+        move |worker, mut rx| async move {
+            let mut batch = Vec::with_capacity(max);
+            while rx.recv_many(&mut batch, max).await > 0 {
+                worker.deliver_batch(std::mem::take(&mut batch)).await;
+            }
+        },
+    )
+}
+
+fn spawn_lanes<H, F, Fut>(
+    worker: Worker<H>,
+    concurrency: usize,
+    capacity: usize,
+    lane: F,
+) -> (Vec<Lane>, Vec<JoinHandle<()>>)
+where
+    H: Handler,
+    F: Fn(Arc<Worker<H>>, mpsc::Receiver<Delivery>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let worker = Arc::new(worker);
     (0..concurrency.max(1))
         .map(|_| {
-            let (tx, mut rx) = mpsc::channel::<Delivery>(capacity.max(1));
-            let worker = Arc::clone(&worker);
-            let task = tokio::spawn(async move {
-                while let Some(delivery) = rx.recv().await {
-                    worker.deliver(delivery).await;
-                }
-            });
-            (tx, task)
+            let (tx, rx) = mpsc::channel::<Delivery>(capacity.max(1));
+            (tx, tokio::spawn(lane(Arc::clone(&worker), rx)))
         })
         .unzip()
 }
@@ -283,20 +318,8 @@ impl<H: Handler> Worker<H> {
     /// One call of the handler, with panics caught and counted as retryable failures; with
     /// it, the loop guard's refusal of a publish the handler made, if any.
     async fn attempt(&self, event: &Event) -> (Result<(), HandlerError>, Option<String>) {
-        let handled = Handled::of(event);
-        let call = std::panic::catch_unwind(AssertUnwindSafe(|| self.handler.call(event)));
-        let future = match call {
-            Ok(future) => future,
-            Err(panic) => return (Err(panicked(&*panic)), None),
-        };
-        let scoped = HANDLED.scope(handled, async {
-            let result = AssertUnwindSafe(future).catch_unwind().await;
-            (result, HANDLED.with(Handled::take_loop))
-        });
-        match scoped.await {
-            (Ok(result), looped) => (result, looped),
-            (Err(panic), looped) => (Err(panicked(&*panic)), looped),
-        }
+        let handled = Handled::new(event, !H::BATCH);
+        call_scoped(handled, || self.handler.call(event)).await
     }
 
     fn dead_letter(&self, event: &Event, last_error: String, attempts: u32) -> DeadLetter {
@@ -311,5 +334,167 @@ impl<H: Handler> Worker<H> {
         );
         self.shared.metrics.dead_lettered.fetch_add(1, Relaxed);
         DeadLetter::new(self.name.clone(), event, last_error, attempts)
+    }
+}
+
+impl<H: BatchHandler> Worker<H> {
+    /// Handles what a lane took from its queue: the runs of plain deliveries as batches,
+    /// anything else (a redelivery, a discard, a key held back, an event seen before, a
+    /// shard lost, an oversize payload) alone as [`deliver`](Self::deliver) does, in the
+    /// order they came.
+    async fn deliver_batch(&self, deliveries: Vec<Delivery>) {
+        let mut run = Vec::with_capacity(deliveries.len());
+        for delivery in deliveries {
+            if self.batchable(&delivery).await {
+                run.push(delivery);
+            } else {
+                self.deliver_run(std::mem::take(&mut run)).await;
+                self.deliver(delivery).await;
+            }
+        }
+        self.deliver_run(run).await;
+    }
+
+    /// Whether a delivery can go in a batch: an ordinary one that needs no check of its own.
+    async fn batchable(&self, delivery: &Delivery) -> bool {
+        if delivery.letter != LetterAction::None
+            || delivery.redelivers.is_some()
+            || delivery.redelivers_remote.is_some()
+        {
+            return false;
+        }
+        if delivery.event.payload().is_none()
+            && let Ok(raw) = delivery.event.raw()
+            && raw.payload.get().len() > self.shared.max_payload_bytes
+        {
+            return false;
+        }
+        if let Some(parking) = &self.parking
+            && let Some(key) = delivery.event.header().partition_key()
+            && parking.is_blocked(key)
+        {
+            return false;
+        }
+        if let Some(receipt) = &delivery.receipt
+            && !receipt.current().await
+        {
+            return false;
+        }
+        match &self.durable {
+            Some(durable) => !durable.handled_before(delivery).await,
+            None => true,
+        }
+    }
+
+    /// Handles a run of batchable deliveries in one handler call, retried as a whole; a
+    /// run that fails for good is handed over again one event at a time, so that only the
+    /// events that fail alone are dead-lettered.
+    async fn deliver_run(&self, run: Vec<Delivery>) {
+        match run.len() {
+            0 => return,
+            1 => {
+                for delivery in run {
+                    self.deliver(delivery).await;
+                }
+                return;
+            }
+            _ => {}
+        }
+        let events: Vec<Event> = run.iter().map(|d| Arc::clone(&d.event)).collect();
+        let span = tracing::info_span!(
+            "event.deliver_batch",
+            subscription = %self.name,
+            events = events.len(),
+        );
+        let handled = self.handle_many(&events).instrument(span).await;
+        if let Err(error) = handled {
+            tracing::debug!(
+                subscription = %self.name,
+                events = events.len(),
+                %error,
+                "batch failed for good; handing its events over one at a time"
+            );
+            for delivery in run {
+                self.deliver(delivery).await;
+            }
+            return;
+        }
+        for delivery in &run {
+            self.shared.metrics.delivered.fetch_add(1, Relaxed);
+            if let Some(durable) = &self.durable {
+                durable.claim(delivery).await;
+            }
+            match (&self.transport, &self.durable) {
+                (Some(_), _) => {
+                    if let Some(receipt) = &delivery.receipt {
+                        receipt.ack().await;
+                    }
+                }
+                (None, Some(durable)) => durable.finish(delivery, true).await,
+                (None, None) => {}
+            }
+            self.shared.finished();
+        }
+    }
+
+    /// Calls the handler on a batch until it succeeds or fails for good; retries back off
+    /// as for one event.
+    async fn handle_many(&self, events: &[Event]) -> Result<(), String> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let started = Instant::now();
+            let (result, looped) = self.attempt_many(events).await;
+            self.shared.metrics.record_latency(started.elapsed());
+            if let Some(refused) = looped {
+                return Err(refused);
+            }
+            let error = match result {
+                Ok(()) => return Ok(()),
+                Err(error) => error,
+            };
+            if error.is_permanent() || attempt >= self.retry.attempts() {
+                return Err(error.to_string());
+            }
+            tracing::debug!(attempt, error = %error, "batch handler failed, retrying");
+            self.shared.metrics.retried.fetch_add(1, Relaxed);
+            tokio::time::sleep(self.retry.delay(attempt)).await;
+        }
+    }
+
+    /// One call of the batch handler, as [`attempt`](Self::attempt) for one event.
+    async fn attempt_many(&self, events: &[Event]) -> (Result<(), HandlerError>, Option<String>) {
+        // What the handler publishes is one deeper than the batch's deepest event.
+        let Some(deepest) = events.iter().max_by_key(|e| e.header().meta.depth()) else {
+            return (Ok(()), None);
+        };
+        call_scoped(Handled::new(deepest, false), || {
+            self.handler.call_many(events)
+        })
+        .await
+    }
+}
+
+/// Calls a handler in the handler scope `handled`, with panics caught and counted as
+/// retryable failures; with its result, the loop guard's refusal of a publish it made, if
+/// any.
+async fn call_scoped<Fut>(
+    handled: Handled,
+    call: impl FnOnce() -> Fut,
+) -> (Result<(), HandlerError>, Option<String>)
+where
+    Fut: Future<Output = Result<(), HandlerError>>,
+{
+    let future = match std::panic::catch_unwind(AssertUnwindSafe(call)) {
+        Ok(future) => future,
+        Err(panic) => return (Err(panicked(&*panic)), None),
+    };
+    let scoped = HANDLED.scope(handled, async {
+        let result = AssertUnwindSafe(future).catch_unwind().await;
+        (result, HANDLED.with(Handled::take_loop))
+    });
+    match scoped.await {
+        (Ok(result), looped) => (result, looped),
+        (Err(panic), looped) => (Err(panicked(&*panic)), looped),
     }
 }
