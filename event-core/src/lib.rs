@@ -108,8 +108,8 @@ pub mod __private;
 
 pub use bus::{
     DeadLetter, ErrorKind, EventBus, EventBusBuilder, HandlerError, MetricsSnapshot,
-    PublishContext, PublishError, RedeliverError, ReplayError, RetryPolicy, SubscribeError,
-    SubscriptionOptions, WaitError,
+    PublishContext, PublishError, RedeliverError, ReplayError, RetryPolicy, StoreGroups,
+    SubscribeError, SubscriptionOptions, WaitError,
 };
 pub use envelope::{
     ACTOR_ID, CloudEventError, DEPTH, Envelope, Meta, PARTITION_KEY, RawEnvelope, TENANT_ID,

@@ -528,8 +528,8 @@ mod slow_reads {
     use event_core::DeadLetter;
     use event_core::RawEnvelope;
     use event_core::store::{
-        DeadLetterId, Position, Store, StoreError, StoreStats, StoredDeadLetter, StoredEvent,
-        TimelinePage, TimelineQuery,
+        DeadLetterId, Fence, LeaseInfo, Position, Store, StoreError, StoreStats, StoredDeadLetter,
+        StoredEvent, TimelinePage, TimelineQuery,
     };
     use futures_util::future::BoxFuture;
     use std::sync::atomic::Ordering;
@@ -603,6 +603,18 @@ mod slow_reads {
             holder: &'a str,
         ) -> BoxFuture<'a, Result<()>> {
             self.inner.release_lease(name, holder)
+        }
+        fn leases<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<LeaseInfo>>> {
+            self.inner.leases(prefix)
+        }
+        fn save_checkpoint_fenced<'a>(
+            &'a self,
+            subscription: &'a str,
+            position: Position,
+            fence: &'a Fence,
+        ) -> BoxFuture<'a, Result<bool>> {
+            self.inner
+                .save_checkpoint_fenced(subscription, position, fence)
         }
         fn stats(&self) -> StoreStats {
             self.inner.stats()

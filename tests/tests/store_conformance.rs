@@ -4,7 +4,7 @@
 
 use chrono::{SubsecRound, Utc};
 use event_core::store::{
-    Position, PostgresStore, SqliteStore, Store, StoreError, StoredDeadLetter, TimelineQuery,
+    Fence, Position, PostgresStore, SqliteStore, Store, StoreError, StoredDeadLetter, TimelineQuery,
 };
 use event_core::{DeadLetter, Envelope, Meta, PARTITION_KEY, RawEnvelope};
 use serde_json::value::RawValue;
@@ -342,6 +342,8 @@ conformance!(
     lease_that_ran_out_passes_with_a_larger_token,
     released_lease_passes_at_once_with_a_larger_token,
     concurrent_leases_have_exactly_one_holder,
+    leases_lists_the_running_ones_by_prefix,
+    fenced_checkpoint_is_refused_to_a_stale_holder,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -1046,6 +1048,112 @@ async fn lease_that_ran_out_passes_with_a_larger_token(backend: impl Backend) {
     assert!(third > second, "taken anew: {third} > {second}");
     assert_eq!(store.lease("relay", "b", long).await.unwrap(), Some(third));
     assert_eq!(store.lease("relay", "a", long).await.unwrap(), None);
+}
+
+async fn leases_lists_the_running_ones_by_prefix(backend: impl Backend) {
+    let store = backend.open().await;
+    let ttl = Duration::from_secs(10);
+    for (name, holder) in [
+        ("group/billing/member/a", "a"),
+        ("group/billing/member/b", "b"),
+        ("group/billing_x/member/c", "c"),
+        ("group/audit/member/a", "a"),
+    ] {
+        store.lease(name, holder, ttl).await.unwrap().unwrap();
+    }
+    store
+        .lease(
+            "group/billing/member/gone",
+            "gone",
+            Duration::from_millis(50),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .lease("group/billing/member/left", "left", ttl)
+        .await
+        .unwrap();
+    store
+        .release_lease("group/billing/member/left", "left")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+
+    let listed = store.leases("group/billing/").await.unwrap();
+    let names: Vec<(&str, &str)> = listed
+        .iter()
+        .map(|lease| (lease.name.as_str(), lease.holder.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("group/billing/member/a", "a"),
+            ("group/billing/member/b", "b")
+        ],
+        "only running leases under the prefix, by name (`_` is no wildcard)"
+    );
+    assert!(listed.iter().all(|lease| lease.token >= 1));
+    assert!(store.leases("nothing/").await.unwrap().is_empty());
+}
+
+async fn fenced_checkpoint_is_refused_to_a_stale_holder(backend: impl Backend) {
+    let store = backend.open().await;
+    let short = Duration::from_millis(200);
+    let long = Duration::from_secs(10);
+    let old = store.lease("shard/0", "a", short).await.unwrap().unwrap();
+    let a = Fence::new("shard/0", "a", old);
+    assert!(
+        store
+            .save_checkpoint_fenced("billing#0/4", 5, &a)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.checkpoint("billing#0/4").await.unwrap(), 5);
+
+    // a pauses past its lease; b takes the shard over and moves on.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let new = store.lease("shard/0", "b", long).await.unwrap().unwrap();
+    let b = Fence::new("shard/0", "b", new);
+    assert!(
+        store
+            .save_checkpoint_fenced("billing#0/4", 7, &b)
+            .await
+            .unwrap()
+    );
+
+    // a's writes are refused: under its old token, and as a holder it no longer is.
+    assert!(
+        !store
+            .save_checkpoint_fenced("billing#0/4", 9, &a)
+            .await
+            .unwrap()
+    );
+    let forged = Fence::new("shard/0", "a", new);
+    assert!(
+        !store
+            .save_checkpoint_fenced("billing#0/4", 9, &forged)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.checkpoint("billing#0/4").await.unwrap(), 7);
+    // Forward only, as an unfenced save.
+    assert!(
+        store
+            .save_checkpoint_fenced("billing#0/4", 6, &b)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.checkpoint("billing#0/4").await.unwrap(), 7);
+    // A released lease fences its holder out too.
+    store.release_lease("shard/0", "b").await.unwrap();
+    assert!(
+        !store
+            .save_checkpoint_fenced("billing#0/4", 8, &b)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.checkpoint("billing#0/4").await.unwrap(), 7);
 }
 
 async fn released_lease_passes_at_once_with_a_larger_token(backend: impl Backend) {

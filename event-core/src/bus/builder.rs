@@ -5,6 +5,7 @@ use super::retry::RetryPolicy;
 use super::routing::Routing;
 use super::shared::Shared;
 use super::store_feed::Backing;
+use super::store_group::StoreGroups;
 use super::transport_feed::Remote;
 use super::wait::Recent;
 use super::{EventBus, Inner};
@@ -37,6 +38,7 @@ pub struct EventBusBuilder {
     transport: Option<Arc<dyn Transport>>,
     consumer: Option<String>,
     poll_interval: Duration,
+    groups: Option<StoreGroups>,
 }
 
 impl Default for EventBusBuilder {
@@ -56,6 +58,7 @@ impl Default for EventBusBuilder {
             transport: None,
             consumer: None,
             poll_interval: Duration::from_millis(100),
+            groups: None,
         }
     }
 }
@@ -123,7 +126,8 @@ impl EventBusBuilder {
     ///
     /// A subscription name is one consumer: run it in one process at a time. Several
     /// processes may publish to the same store, and each may have subscriptions of its own;
-    /// two running the same subscription name would both handle its events.
+    /// two running the same subscription name would both handle its events, unless the
+    /// subscriptions are [consumer groups](Self::consumer_groups).
     ///
     /// ```
     /// # #[cfg(feature = "sqlite")]
@@ -198,6 +202,47 @@ impl EventBusBuilder {
         self
     }
 
+    /// On a store shared by several processes, without a broker: makes every subscription a
+    /// consumer group, as on a transport. The processes that subscribe with one name share
+    /// its events, each handled by one of them, in order per partition key; different names
+    /// each get every event. Shards of the events pass between the processes under leases
+    /// kept in the store; a dead process's shards pass to the others when its leases run
+    /// out, and what it had not settled is handled again (its inbox drops what it had
+    /// handled). See [`StoreGroups`] for the shard count and the lease time.
+    ///
+    /// On PostgreSQL, each process's pumps wake at once when another process appends
+    /// (`LISTEN`/`NOTIFY`); polling stays as the fallback. Without this setting, a
+    /// subscription name is one consumer: two processes running it both handle every event.
+    ///
+    /// [`shutdown`](EventBus::shutdown) then leaves each group: the process stops reading,
+    /// settles what it read, saves each shard's checkpoint and gives its leases up, so the
+    /// others take its shards at once; what is stored and unread stays for them.
+    /// [`replay`](EventBus::replay) is not available on a consumer group
+    /// ([`ReplayError::ConsumerGroup`](crate::ReplayError::ConsumerGroup)).
+    ///
+    /// ```
+    /// # #[cfg(feature = "sqlite")]
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use event_core::{EventBus, StoreGroups};
+    /// use event_core::store::SqliteStore;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let bus = EventBus::builder()
+    ///     .store(SqliteStore::open(dir.path().join("events.db"))?)
+    ///     .consumer_groups(StoreGroups::new().shards(8))
+    ///     .build();
+    /// # let _ = bus;
+    /// # Ok(())
+    /// # }
+    /// # #[cfg(not(feature = "sqlite"))]
+    /// # fn main() {}
+    /// ```
+    #[must_use]
+    pub fn consumer_groups(mut self, groups: StoreGroups) -> Self {
+        self.groups = Some(groups);
+        self
+    }
+
     /// Keeps every published envelope, for [`HandlerTest`](crate::testing::HandlerTest).
     pub(crate) fn record(mut self) -> Self {
         self.record = true;
@@ -206,6 +251,7 @@ impl EventBusBuilder {
 
     /// The bus. Subscriptions run on the current tokio runtime.
     pub fn build(self) -> EventBus {
+        let consumer = self.consumer.unwrap_or_else(consumer_name);
         EventBus {
             inner: Arc::new(Inner {
                 config: self.config,
@@ -223,18 +269,19 @@ impl EventBusBuilder {
                 built_at: std::time::SystemTime::now(),
                 recorded: self.record.then(|| Mutex::new(Vec::new())),
                 backing: self.store.map(|store| {
-                    Arc::new(Backing {
+                    Arc::new(Backing::new(
                         store,
-                        appended: tokio::sync::Notify::new(),
-                        poll_interval: self.poll_interval,
-                    })
+                        self.poll_interval,
+                        self.groups,
+                        consumer.clone(),
+                    ))
                 }),
                 durables: RwLock::new(Vec::new()),
                 relay_started: AtomicBool::new(false),
                 remote: self.transport.map(|transport| {
                     Arc::new(Remote {
                         transport,
-                        consumer: self.consumer.unwrap_or_else(consumer_name),
+                        consumer: consumer.clone(),
                     })
                 }),
                 stop: watch::channel(false).0,

@@ -1,8 +1,10 @@
 //! What a subscription's lane queue carries: an event, and where it came from.
 
 use super::published::Event;
+use super::store_group::ShardLease;
 use super::transport_feed::Receipt;
 use crate::transport::EntryRef;
+use std::sync::Arc;
 
 /// What a lane's queue carries.
 #[derive(Debug)]
@@ -22,6 +24,9 @@ pub(crate) struct Delivery {
     pub(crate) receipt: Option<Box<Receipt>>,
     /// The dead letter on the broker this delivery retries, removed once it is settled.
     pub(crate) redelivers_remote: Option<Box<EntryRef>>,
+    /// The shard lease under which it was read, in a consumer group on a shared store:
+    /// handled only while the lease holds.
+    pub(crate) shard: Option<Arc<ShardLease>>,
 }
 
 impl Delivery {
@@ -35,6 +40,7 @@ impl Delivery {
             letter: LetterAction::None,
             receipt: None,
             redelivers_remote: None,
+            shard: None,
         }
     }
 }

@@ -117,6 +117,14 @@ pub enum ReplayError {
     /// No subscription has this name.
     #[error("subscription `{0}` does not exist")]
     NoSubscription(String),
+    /// The subscription is a consumer group on a shared store, whose shards other
+    /// processes may own: replay is not available there yet.
+    #[error(
+        "subscription `{0}` is a consumer group on a shared store: replay is not available \
+         for consumer groups (reset its shard checkpoints `{0}#<shard>/<shards>` with every \
+         member stopped)"
+    )]
+    ConsumerGroup(String),
     /// The store failed.
     #[error("the event store failed: {0}")]
     Store(#[source] crate::store::StoreError),

@@ -7,7 +7,9 @@
 //! 2. In memory: `routing.rs` picks each matching subscription's lane by partition
 //!    key, and the event is queued there.
 //! 3. With a store: the event is appended (the outbox), and each subscription's
-//!    `store_feed.rs` reads the store from its checkpoint into its lanes.
+//!    `store_feed.rs` reads the store from its checkpoint into its lanes; on a
+//!    store shared by several processes, `store_group.rs` makes each subscription
+//!    a consumer group, with a pump per shard this process leases.
 //! 4. With a transport: the event goes to the broker (with a store too, the store's
 //!    `relay.rs` forwards it, in position order), and each subscription's
 //!    `transport_feed.rs`, a member of its consumer group, receives the
@@ -38,6 +40,7 @@ mod routing;
 mod shared;
 mod shutdown;
 mod store_feed;
+mod store_group;
 mod subscribe;
 mod subscription;
 mod transport_feed;
@@ -51,6 +54,7 @@ pub use error::{
 };
 pub use metrics::MetricsSnapshot;
 pub use retry::RetryPolicy;
+pub use store_group::StoreGroups;
 
 use builder::Config;
 pub(crate) use published::Event;

@@ -9,7 +9,7 @@
 
 use super::store_feed::Backing;
 use super::transport_feed::Remote;
-use crate::store::{Position, StoreError};
+use crate::store::{Fence, Position, StoreError};
 use crate::transport::reconnect_delay;
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +36,7 @@ pub(crate) async fn relay(
     mut stop: watch::Receiver<bool>,
 ) {
     let store = &backing.store;
+    backing.watch();
     let mut failures = 0;
     loop {
         let appended = backing.appended.notified();
@@ -44,8 +45,9 @@ pub(crate) async fn relay(
         if *stop.borrow() {
             break;
         }
+        let renewing = tokio::time::Instant::now();
         let wait = match store.lease(LEASE, &remote.consumer, lease).await {
-            Ok(Some(_)) => match forward(&backing, &remote).await {
+            Ok(Some(token)) => match forward(&backing, &remote, token, renewing + lease).await {
                 Ok(0) => Some(backing.poll_interval.min(lease / 3)),
                 Ok(_) => None,
                 Err(error) => {
@@ -77,17 +79,36 @@ pub(crate) async fn relay(
     }
 }
 
-/// Forwards one batch after the relay's position; how many events it forwarded.
-async fn forward(backing: &Backing, remote: &Remote) -> Result<usize, RelayError> {
+/// Forwards one batch after the relay's position, holding the relay lease under `token`
+/// until `expires` (as this process counts); how many events it forwarded.
+///
+/// Fenced: a relay paused past its lease (while another took over and forwarded further)
+/// does not publish what it read before the pause, and its position save is refused, so
+/// it never moves the relay's position over events the other relay has not forwarded.
+async fn forward(
+    backing: &Backing,
+    remote: &Remote,
+    token: u64,
+    expires: tokio::time::Instant,
+) -> Result<usize, RelayError> {
     let store = &backing.store;
     let after = store.checkpoint(CHECKPOINT).await?;
     let batch = store.read(after, BATCH).await?;
     let Some(last) = batch.last().map(|event| event.position) else {
         return Ok(0);
     };
+    if tokio::time::Instant::now() >= expires {
+        return Err(RelayError::Fenced);
+    }
     let envelopes: Vec<_> = batch.into_iter().map(|event| event.envelope).collect();
     remote.transport.publish(&envelopes).await?;
-    store.save_checkpoint(CHECKPOINT, last).await?;
+    let fence = Fence::new(LEASE, &remote.consumer, token);
+    if !store
+        .save_checkpoint_fenced(CHECKPOINT, last, &fence)
+        .await?
+    {
+        return Err(RelayError::Fenced);
+    }
     Ok(envelopes.len())
 }
 
@@ -136,4 +157,7 @@ enum RelayError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Transport(#[from] crate::transport::TransportError),
+    /// The relay lease ran out, or passed to another relay, while this one forwarded.
+    #[error("the relay lease was lost meanwhile: another relay forwards now")]
+    Fenced,
 }

@@ -7,10 +7,11 @@ use super::delivery::Delivery;
 use super::published;
 use super::routing::Route;
 use super::shared::Shared;
+use super::store_group::{ShardLease, StoreGroups};
 use super::{EventBus, ReplayError};
 use crate::store::{Position, Store, StoreError, StoredEvent};
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
@@ -25,16 +26,54 @@ const STORE_ATTEMPTS: u32 = 5;
 #[derive(Debug)]
 pub(crate) struct Backing {
     pub(crate) store: Arc<dyn Store>,
-    /// Signalled after each append by this process; other writers are found by polling.
-    pub(crate) appended: Notify,
+    /// Signalled after each append by this process, and where the store can tell (see
+    /// [`Store::watch_appends`]) after another's; otherwise those are found by polling.
+    pub(crate) appended: Arc<Notify>,
     pub(crate) poll_interval: Duration,
+    /// The store was asked to watch for other processes' appends.
+    watching: AtomicBool,
+    /// Subscriptions are consumer groups shared by the processes on the store.
+    pub(crate) groups: Option<StoreGroups>,
+    /// This process's name as a member of those groups.
+    pub(crate) consumer: String,
 }
 
-/// One subscription's place in the store.
+impl Backing {
+    pub(crate) fn new(
+        store: Arc<dyn Store>,
+        poll_interval: Duration,
+        groups: Option<StoreGroups>,
+        consumer: String,
+    ) -> Self {
+        Backing {
+            store,
+            appended: Arc::new(Notify::new()),
+            poll_interval,
+            watching: AtomicBool::new(false),
+            groups,
+            consumer,
+        }
+    }
+
+    /// Asks the store, once, to wake the pumps when another process appends.
+    pub(crate) fn watch(&self) {
+        if !self.watching.swap(true, Relaxed) && tokio::runtime::Handle::try_current().is_ok() {
+            self.store.watch_appends(Arc::downgrade(&self.appended));
+        }
+    }
+}
+
+/// One subscription's place in the store: of all its events, or of one shard of them
+/// (a consumer group's, see `store_group`).
 #[derive(Debug)]
 pub(crate) struct Durable {
     pub(crate) backing: Arc<Backing>,
+    /// The subscription: its inbox and dead letters.
     pub(crate) name: String,
+    /// Its checkpoint's name: the subscription's, or its shard's.
+    checkpoint: String,
+    /// The shard it reads and the lease it holds it under, in a consumer group.
+    pub(crate) shard: Option<Arc<ShardLease>>,
     progress: Mutex<Progress>,
 }
 
@@ -85,9 +124,27 @@ impl Durable {
     pub(crate) fn new(backing: Arc<Backing>, name: String) -> Self {
         Durable {
             backing,
+            checkpoint: name.clone(),
             name,
+            shard: None,
             progress: Mutex::new(Progress::default()),
         }
+    }
+
+    /// One shard of a consumer group's subscription, read under `lease`.
+    pub(crate) fn shard(backing: Arc<Backing>, name: String, lease: Arc<ShardLease>) -> Self {
+        Durable {
+            backing,
+            checkpoint: lease.checkpoint_name(&name),
+            name,
+            shard: Some(lease),
+            progress: Mutex::new(Progress::default()),
+        }
+    }
+
+    /// Nothing dispatched is left unsettled.
+    pub(crate) fn idle(&self) -> bool {
+        self.progress().in_flight.is_empty()
     }
 
     fn progress(&self) -> std::sync::MutexGuard<'_, Progress> {
@@ -187,18 +244,33 @@ impl Durable {
         if !moved {
             return;
         }
-        match self
-            .backing
-            .store
-            .save_checkpoint(&self.name, position)
-            .await
-        {
-            Ok(()) => {
+        match self.write_checkpoint(position).await {
+            Ok(true) => {
                 let mut progress = self.progress();
                 progress.saved = progress.saved.max(position);
             }
+            Ok(false) => {}
             Err(error) => tracing::warn!(%error, subscription = %self.name, "checkpoint not saved"),
         }
+    }
+
+    /// Writes the checkpoint; in a consumer group, only while the shard's lease holds
+    /// (false when refused: the lease is then lost).
+    async fn write_checkpoint(&self, position: Position) -> Result<bool, StoreError> {
+        let store = &self.backing.store;
+        let Some(shard) = &self.shard else {
+            return store
+                .save_checkpoint(&self.checkpoint, position)
+                .await
+                .map(|()| true);
+        };
+        let written = store
+            .save_checkpoint_fenced(&self.checkpoint, position, &shard.fence)
+            .await?;
+        if !written {
+            shard.refused(&self.name);
+        }
+        Ok(written)
     }
 }
 
@@ -228,6 +300,7 @@ pub(crate) async fn pump(
     mut stop: watch::Receiver<bool>,
 ) {
     let backing = Arc::clone(&durable.backing);
+    backing.watch();
     let Some(mut after) = start(&durable, &route, &mut stop).await else {
         return;
     };
@@ -302,13 +375,10 @@ async fn start(
         }
         let loaded = match letters {
             Err(error) => Err(error),
-            Ok(_) => store.checkpoint(&durable.name).await,
+            Ok(_) => store.checkpoint(&durable.checkpoint).await,
         };
         let loaded = match loaded {
-            Ok(position) => store
-                .save_checkpoint(&durable.name, position)
-                .await
-                .map(|()| position),
+            Ok(position) => durable.write_checkpoint(position).await.map(|_| position),
             Err(error) => Err(error),
         };
         durable.set_stalled(loaded.is_err());
@@ -339,7 +409,7 @@ async fn take_rewind(durable: &Durable) -> Result<Option<Position>, StoreError> 
     durable
         .backing
         .store
-        .reset_checkpoint(&durable.name, position)
+        .reset_checkpoint(&durable.checkpoint, position)
         .await?;
     let mut progress = durable.progress();
     // A later replay asked meanwhile is taken on the next turn.
@@ -379,7 +449,11 @@ async fn dispatch(
     for event in batch {
         let position = event.position;
         last = Some(position);
-        if !route.matcher.matches(&event.envelope.event_type) {
+        let theirs = durable
+            .shard
+            .as_ref()
+            .is_some_and(|shard| !shard.covers(&event.envelope));
+        if theirs || !route.matcher.matches(&event.envelope.event_type) {
             durable.progress().read_up_to = position;
             continue;
         }
@@ -390,6 +464,7 @@ async fn dispatch(
         let delivery = Delivery {
             position: Some(position),
             replay: position <= replay_until,
+            shard: durable.shard.clone(),
             ..Delivery::in_memory(published::raw(event.envelope))
         };
         if lane.send(delivery).await.is_err() {
@@ -428,6 +503,9 @@ impl EventBus {
     /// store fails.
     pub async fn replay(&self, subscription: &str, after: Position) -> Result<(), ReplayError> {
         let backing = self.inner.backing.as_ref().ok_or(ReplayError::InMemory)?;
+        if backing.groups.is_some() && self.routes().iter().any(|r| r.name == subscription) {
+            return Err(ReplayError::ConsumerGroup(subscription.to_owned()));
+        }
         let durable = self
             .durable_routes()
             .into_iter()

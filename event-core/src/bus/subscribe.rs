@@ -6,6 +6,7 @@ use super::parking::Parking;
 use super::pattern::Pattern;
 use super::routing::{Lane, Matcher, Route, Routing};
 use super::store_feed::{self, Durable};
+use super::store_group;
 use super::subscription::{self, Worker};
 use super::transport_feed;
 use super::{EventBus, HandlerError, SubscribeError, SubscriptionOptions};
@@ -301,6 +302,19 @@ impl EventBus {
         }
         // With a transport, the store is the outbox and each subscription's inbox; the
         // subscriptions read from the broker.
+        if let (Some(backing), None, Some(_)) = (&self.inner.backing, &self.inner.remote, &durable)
+            && let Some(groups) = backing.groups
+        {
+            self.spawn_feed(store_group::run(
+                Arc::clone(backing),
+                groups,
+                backing.consumer.clone(),
+                Arc::clone(route),
+                Arc::clone(&self.inner.shared),
+                self.inner.stop.subscribe(),
+            ));
+            return;
+        }
         if let Some(durable) = durable.filter(|_| self.inner.remote.is_none()) {
             self.inner
                 .durables

@@ -134,6 +134,17 @@ impl<H: Handler> Worker<H> {
         if let Some(transport) = &self.transport {
             return self.settle_remote(&**transport, delivery).await;
         }
+        if let Some(shard) = &delivery.shard
+            && !shard.current().await
+        {
+            self.shared.metrics.fenced.fetch_add(1, Relaxed);
+            tracing::warn!(
+                subscription = %self.name,
+                event.id = %delivery.event.header().id,
+                "shard lease lost: not handled here, its owner handles it"
+            );
+            return false;
+        }
         let Some(durable) = &self.durable else {
             return match self.handle(&delivery.event).await {
                 Ok(()) => false,
@@ -152,6 +163,12 @@ impl<H: Handler> Worker<H> {
             Ok(()) => {
                 durable.claim(delivery).await;
                 (false, true)
+            }
+            // A shard lost while its handler ran: its new owner handles the event again,
+            // and keeps the dead letter if it fails there too.
+            Err(_) if delivery.shard.as_ref().is_some_and(|shard| !shard.holds()) => {
+                self.shared.metrics.fenced.fetch_add(1, Relaxed);
+                return false;
             }
             Err(letter) => (true, durable.keep(&self.shared, letter).await),
         };
@@ -377,6 +394,11 @@ impl<H: BatchHandler> Worker<H> {
         }
         if let Some(receipt) = &delivery.receipt
             && !receipt.current().await
+        {
+            return false;
+        }
+        if let Some(shard) = &delivery.shard
+            && !shard.current().await
         {
             return false;
         }

@@ -60,6 +60,7 @@
 
 mod dead_letter;
 mod error;
+mod lease;
 mod timeline;
 
 #[cfg(feature = "sqlite")]
@@ -73,6 +74,7 @@ mod migrations;
 
 pub use dead_letter::{DeadLetterId, StoredDeadLetter};
 pub use error::StoreError;
+pub use lease::{Fence, LeaseInfo};
 pub use timeline::{TimelineOrder, TimelinePage, TimelineQuery};
 
 #[cfg(feature = "sqlite")]
@@ -250,6 +252,29 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         name: &'a str,
         holder: &'a str,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// The leases whose name starts with `prefix` and that run now, by name: the live
+    /// members of a consumer group, say.
+    fn leases<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<LeaseInfo>, StoreError>>;
+
+    /// [`save_checkpoint`](Self::save_checkpoint), only while `fence` holds (its holder holds
+    /// its lease, with its token, and the lease runs), checked in the same atomic write:
+    /// `Ok(false)` and nothing written otherwise. A worker that lost its shard to another
+    /// cannot move the shard's checkpoint past what the new owner handles.
+    fn save_checkpoint_fenced<'a>(
+        &'a self,
+        subscription: &'a str,
+        position: Position,
+        fence: &'a Fence,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+
+    /// Asks the store to wake `wake` (`notify_waiters`) whenever another process, or another
+    /// connection, commits an append, so that pumps read at once rather than at their next
+    /// poll. The default does nothing: polling finds such appends. PostgreSQL does it with
+    /// `LISTEN`/`NOTIFY`. The store stops once `wake` has no other owner.
+    fn watch_appends(&self, wake: std::sync::Weak<tokio::sync::Notify>) {
+        let _ = wake;
+    }
 
     /// Counters of the store's work since it was opened.
     fn stats(&self) -> StoreStats;

@@ -1,14 +1,16 @@
 //! The PostgreSQL store: a writer connection with group commit, and a shared connection for
 //! everything else.
 
+mod listen;
 mod queries;
 
 use crate::envelope::RawEnvelope;
 use crate::store::error::Source;
 use crate::store::migrations::{self, POSTGRES};
 use crate::store::{
-    Counters, DeadLetterId, Encoded, Position, Store, StoreError, StoreStats, StoredDeadLetter,
-    StoredEvent, TimelineOrder, TimelinePage, TimelineQuery, clamp_limit, decode, from_sql, to_sql,
+    Counters, DeadLetterId, Encoded, Fence, LeaseInfo, Position, Store, StoreError, StoreStats,
+    StoredDeadLetter, StoredEvent, TimelineOrder, TimelinePage, TimelineQuery, clamp_limit, decode,
+    from_sql, to_sql,
 };
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
@@ -44,6 +46,10 @@ const MAX_BATCH: usize = 1024;
 ///   from its append to its commit, so keep those short.
 /// - Everything else runs on a second, shared connection (queries are pipelined on it).
 ///   Connections that drop are opened again on the next call.
+/// - **Wakes other processes**: each appending transaction sends a `NOTIFY` at its commit;
+///   a bus on the store keeps one more connection that `LISTEN`s, so its pumps read another
+///   process's events at once, with polling as the fallback (a dropped listening connection
+///   is opened again, and the pumps read once it is).
 /// - Migrations run at [`connect`](Self::connect), in one transaction, under an advisory
 ///   lock so that processes starting together migrate once; a schema newer than this build
 ///   is [`StoreError::SchemaTooNew`].
@@ -71,6 +77,8 @@ struct Inner {
     shared: Mutex<Option<Arc<Client>>>,
     writer: mpsc::UnboundedSender<AppendRequest>,
     counters: Arc<Counters>,
+    /// Whether buses on this store listen for other processes' appends.
+    listen: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -130,8 +138,19 @@ impl PostgresStore {
                 shared: Mutex::new(Some(Arc::new(shared))),
                 writer,
                 counters,
+                listen: std::sync::atomic::AtomicBool::new(true),
             }),
         })
+    }
+
+    /// Buses on this store stop listening for other processes' appends (`LISTEN`): their
+    /// pumps find those at their next poll instead. Appends still notify. For measuring
+    /// what `NOTIFY` buys, or for a server where `LISTEN` is not allowed (a pooler in
+    /// transaction mode, say).
+    #[must_use]
+    pub fn without_listen(self) -> Self {
+        self.inner.listen.store(false, Relaxed);
+        self
     }
 
     /// Appends events inside the caller's transaction (the transactional outbox): they
@@ -490,6 +509,54 @@ impl Store for PostgresStore {
                 .await
                 .map(drop)
         })
+    }
+
+    fn leases<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<LeaseInfo>, StoreError>> {
+        Box::pin(async move {
+            let rows = self.query(queries::LEASES, &[&prefix]).await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(LeaseInfo {
+                        name: row.try_get(0).map_err(|e| self.error(e))?,
+                        holder: row.try_get(1).map_err(|e| self.error(e))?,
+                        token: from_sql(row.try_get(2).map_err(|e| self.error(e))?),
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn save_checkpoint_fenced<'a>(
+        &'a self,
+        subscription: &'a str,
+        position: Position,
+        fence: &'a Fence,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let written = self
+                .write(
+                    queries::SAVE_CHECKPOINT_FENCED,
+                    &[
+                        &subscription,
+                        &to_sql(position),
+                        &fence.lease,
+                        &fence.holder,
+                        &to_sql(fence.token),
+                    ],
+                )
+                .await?;
+            Ok(written == 1)
+        })
+    }
+
+    fn watch_appends(&self, wake: std::sync::Weak<tokio::sync::Notify>) {
+        if self.inner.listen.load(Relaxed) {
+            tokio::spawn(listen::run(
+                self.inner.config.clone(),
+                Arc::clone(&self.inner.database),
+                wake,
+            ));
+        }
     }
 
     fn stats(&self) -> StoreStats {

@@ -13,6 +13,11 @@ const INSERT: &str = "INSERT INTO event_store_events (position, id, event_type, 
      AS u(p, i, t, k, e)";
 const SET_HEAD: &str = "UPDATE event_store_meta SET value = $1 WHERE key = 'head'";
 
+/// The channel on which an appending transaction notifies, at its commit, the processes
+/// listening (their pumps read the store at once instead of at their next poll).
+pub(crate) const APPENDED_CHANNEL: &str = "event_store_appended";
+const NOTIFY: &str = "SELECT pg_notify('event_store_appended', '')";
+
 /// The append's statements, prepared once per connection: each later use is one message
 /// instead of a prepare and an execute.
 #[derive(Debug)]
@@ -21,18 +26,22 @@ pub(crate) struct AppendStatements {
     known: Statement,
     insert: Statement,
     set_head: Statement,
+    notify: Statement,
 }
 
 impl AppendStatements {
-    /// Prepares the four statements, pipelined: one round trip.
+    /// Prepares the five statements, pipelined: one round trip.
     pub(crate) async fn prepare(
         client: &impl GenericClient,
     ) -> Result<Self, tokio_postgres::Error> {
-        let (lock_head, known, insert, set_head) = futures_util::future::try_join4(
-            client.prepare(LOCK_HEAD),
-            client.prepare(KNOWN),
-            client.prepare(INSERT),
-            client.prepare(SET_HEAD),
+        let ((lock_head, known, insert, set_head), notify) = futures_util::future::try_join(
+            futures_util::future::try_join4(
+                client.prepare(LOCK_HEAD),
+                client.prepare(KNOWN),
+                client.prepare(INSERT),
+                client.prepare(SET_HEAD),
+            ),
+            client.prepare(NOTIFY),
         )
         .await?;
         Ok(AppendStatements {
@@ -40,14 +49,16 @@ impl AppendStatements {
             known,
             insert,
             set_head,
+            notify,
         })
     }
 }
 
 /// Inserts the events that are not stored yet, in order, after the head; returns every
 /// event's position and whether this call stored it. Two round trips: the head lock and
-/// the ids already stored, pipelined; then the insert and the new head, pipelined with
-/// `then` (the writer's COMMIT), if any.
+/// the ids already stored, pipelined; then the insert, the new head and a `NOTIFY` on
+/// [`APPENDED_CHANNEL`] (sent at commit), pipelined with `then` (the writer's COMMIT), if
+/// any.
 ///
 /// Locks the `head` row first (`FOR UPDATE`) and holds it until the transaction ends: every
 /// appender waits for the previous one to commit, so positions follow commit order and a
@@ -96,12 +107,13 @@ where
     if new_ids.is_empty() {
         then.await?;
     } else {
-        futures_util::future::try_join3(
+        futures_util::future::try_join4(
             client.execute(
                 &statements.insert,
                 &[&new_positions, &new_ids, &types, &keys, &envelopes],
             ),
             client.execute(&statements.set_head, &[&head]),
+            client.execute(&statements.notify, &[]),
             then,
         )
         .await?;
@@ -196,5 +208,18 @@ pub(crate) const LEASE: &str = "INSERT INTO event_store_leases AS l (name, holde
 
 /// Ends the lease `$1` if holder `$2` holds it: the row stays, with its token, and an expiry
 /// in the past.
+/// The leases whose name starts with `$1` that run now: name, holder, token.
+pub(crate) const LEASES: &str = "SELECT name, holder, token FROM event_store_leases \
+     WHERE starts_with(name, $1) AND expires_at > now() ORDER BY name";
+
+/// Moves checkpoint `$1` forward to `$2` only while holder `$4` holds lease `$3` with
+/// token `$5`: one statement, so a stale holder's save after another took the lease over
+/// writes nothing (no row affected).
+pub(crate) const SAVE_CHECKPOINT_FENCED: &str = "INSERT INTO event_store_checkpoints (subscription, position) \
+     SELECT $1, $2 WHERE EXISTS (SELECT 1 FROM event_store_leases \
+     WHERE name = $3 AND holder = $4 AND token = $5 AND expires_at > now()) \
+     ON CONFLICT (subscription) \
+     DO UPDATE SET position = GREATEST(event_store_checkpoints.position, excluded.position)";
+
 pub(crate) const RELEASE_LEASE: &str = "UPDATE event_store_leases \
      SET expires_at = '-infinity' WHERE name = $1 AND holder = $2 AND expires_at > now()";

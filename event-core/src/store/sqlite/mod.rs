@@ -9,8 +9,8 @@ mod writer;
 use crate::envelope::RawEnvelope;
 use crate::store::error::message;
 use crate::store::{
-    Counters, DeadLetterId, Encoded, Position, Store, StoreError, StoreStats, StoredDeadLetter,
-    StoredEvent, TimelineOrder, TimelinePage, TimelineQuery, clamp_limit, decode,
+    Counters, DeadLetterId, Encoded, Fence, LeaseInfo, Position, Store, StoreError, StoreStats,
+    StoredDeadLetter, StoredEvent, TimelineOrder, TimelinePage, TimelineQuery, clamp_limit, decode,
 };
 use chrono::{DateTime, Utc};
 use error::map_error;
@@ -673,6 +673,37 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         let (name, holder) = (name.to_owned(), holder.to_owned());
         Box::pin(self.write(move |conn| queries::release_lease(conn, &name, &holder)))
+    }
+
+    fn leases<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<LeaseInfo>, StoreError>> {
+        let prefix = prefix.to_owned();
+        Box::pin(async move {
+            let now = Utc::now().timestamp_millis();
+            let rows = self
+                .read(move |conn| queries::leases(conn, &prefix, now))
+                .await?;
+            Ok(rows
+                .into_iter()
+                .map(|(name, holder, token)| LeaseInfo {
+                    name,
+                    holder,
+                    token,
+                })
+                .collect())
+        })
+    }
+
+    fn save_checkpoint_fenced<'a>(
+        &'a self,
+        subscription: &'a str,
+        position: Position,
+        fence: &'a Fence,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let (subscription, fence) = (subscription.to_owned(), fence.clone());
+        Box::pin(self.write(move |conn| {
+            let now = Utc::now().timestamp_millis();
+            queries::save_checkpoint_fenced(conn, &subscription, position, &fence, now)
+        }))
     }
 
     fn stats(&self) -> StoreStats {

@@ -294,6 +294,49 @@ pub(crate) fn release_lease(conn: &Connection, name: &str, holder: &str) -> rusq
     .map(drop)
 }
 
+/// The leases whose name starts with `prefix` that run at `now`: name, holder, token.
+pub(crate) fn leases(
+    conn: &Connection,
+    prefix: &str,
+    now: i64,
+) -> rusqlite::Result<Vec<(String, String, u64)>> {
+    conn.prepare_cached(
+        "SELECT name, holder, token FROM event_store_leases \
+         WHERE substr(name, 1, length(?1)) = ?1 AND expires_at > ?2 ORDER BY name",
+    )?
+    .query_map(params![prefix, now], |row| {
+        Ok((row.get(0)?, row.get(1)?, from_sql(row.get(2)?)))
+    })?
+    .collect()
+}
+
+/// Moves a checkpoint forward only while the fence's holder holds its lease with its token
+/// at `now`: true when written. One statement: the check and the write are atomic.
+pub(crate) fn save_checkpoint_fenced(
+    conn: &Connection,
+    subscription: &str,
+    position: Position,
+    fence: &crate::store::Fence,
+    now: i64,
+) -> rusqlite::Result<bool> {
+    let written = conn
+        .prepare_cached(
+            "INSERT INTO event_store_checkpoints (subscription, position) \
+             SELECT ?1, ?2 WHERE EXISTS (SELECT 1 FROM event_store_leases \
+             WHERE name = ?3 AND holder = ?4 AND token = ?5 AND expires_at > ?6) \
+             ON CONFLICT (subscription) DO UPDATE SET position = MAX(position, excluded.position)",
+        )?
+        .execute(params![
+            subscription,
+            to_sql(position),
+            fence.lease,
+            fence.holder,
+            to_sql(fence.token),
+            now
+        ])?;
+    Ok(written == 1)
+}
+
 fn limit_sql(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
 }

@@ -1,0 +1,433 @@
+//! Consumer groups on a store shared by several processes, without a broker: the processes
+//! that subscribe with one name share its events, in order per partition key.
+//!
+//! The events are split into shards by partition-key hash ([`shard_of`]). Each process's
+//! bus is a member of the group: it holds a member lease in the store (its heartbeat), and
+//! a lease per shard it owns. Every third of the lease time it renews its leases, lists the
+//! live members, and moves towards its share (shard `i` goes to the `i mod n`-th member by
+//! name): it gives up a shard once it has settled what it read of it, and takes free ones.
+//! A dead member's leases run out and the others take its shards, reading each from the
+//! shard's checkpoint: what the dead member had not settled is handled again (the inbox
+//! drops what it had handled).
+//!
+//! Each shard has a pump reading the store from the shard's checkpoint
+//! (`<subscription>#<shard>/<shards>`), passing over the other shards' events. Every new
+//! owner of a shard gets a larger fencing token; the shard's checkpoint is saved only under
+//! the owner's token, in the same atomic write ([`Store::save_checkpoint_fenced`]), and a
+//! lane hands a delivery to its handler only while the lease holds, so a member paused past
+//! its lease neither handles what its successor handles nor moves its checkpoint.
+//!
+//! [`Store::save_checkpoint_fenced`]: crate::store::Store::save_checkpoint_fenced
+
+use super::routing::Route;
+use super::shared::Shared;
+use super::store_feed::{self, Backing, Durable};
+use crate::envelope::Envelope;
+use crate::store::{Fence, StoreError};
+use crate::transport::shard_of;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+/// How often a lane asks again whether a late lease renewal came.
+const LEASE_CHECK: Duration = Duration::from_millis(10);
+
+/// Consumer groups on a store shared by several processes: see
+/// [`EventBusBuilder::consumer_groups`](crate::EventBusBuilder::consumer_groups).
+///
+/// ```
+/// use event_core::StoreGroups;
+/// use std::time::Duration;
+///
+/// let groups = StoreGroups::new().shards(16).lease(Duration::from_secs(5));
+/// # let _ = groups;
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreGroups {
+    pub(crate) shards: u32,
+    pub(crate) lease: Duration,
+}
+
+impl Default for StoreGroups {
+    fn default() -> Self {
+        StoreGroups {
+            shards: 8,
+            lease: Duration::from_secs(10),
+        }
+    }
+}
+
+impl StoreGroups {
+    /// 8 shards, leases of 10 s.
+    pub fn new() -> Self {
+        StoreGroups::default()
+    }
+
+    /// How many shards the events are split into (default 8, at least 1): at most this
+    /// many processes share a subscription's work. Every process of a group must use the
+    /// same count; a member that sees another count takes no shard and says so.
+    #[must_use]
+    pub fn shards(mut self, shards: u32) -> Self {
+        self.shards = shards.max(1);
+        self
+    }
+
+    /// How long a lease runs without renewal (default 10 s): a dead member's shards pass
+    /// to the others within this time. Renewed every third of it.
+    #[must_use]
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease.max(Duration::from_millis(30));
+        self
+    }
+}
+
+/// A shard held under a lease: what the pump filters on, what the lanes check before each
+/// handler call, and the condition of the shard's checkpoint writes.
+#[derive(Debug)]
+pub(crate) struct ShardLease {
+    shard: u32,
+    shards: u32,
+    /// The store's condition for this owner's writes.
+    pub(crate) fence: Fence,
+    /// When the lease runs out as this process counts: from the start of its last renewal.
+    expires: Mutex<Instant>,
+    lease: Duration,
+    /// Gone for good: taken by another member, run out, or given up.
+    lost: AtomicBool,
+    shared: Arc<Shared>,
+}
+
+impl ShardLease {
+    /// Whether the event is of this shard.
+    pub(crate) fn covers<P>(&self, envelope: &Envelope<P>) -> bool {
+        let shard = match envelope.partition_key() {
+            Some(key) => shard_of(key, self.shards),
+            None => shard_of(&envelope.id.to_string(), self.shards),
+        };
+        shard == self.shard
+    }
+
+    /// The name of the shard's checkpoint for `subscription`.
+    pub(crate) fn checkpoint_name(&self, subscription: &str) -> String {
+        format!("{subscription}#{}/{}", self.shard, self.shards)
+    }
+
+    fn expires(&self) -> Instant {
+        *self.expires.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether a lane may hand a delivery of this shard to its handler: waits while the
+    /// lease is about to run out (less than a third of it left) and its renewal is late, so
+    /// the key's later events wait with it; false once the lease is lost, or has run out as
+    /// this process counts (its successor may be handling the shard).
+    pub(crate) async fn current(&self) -> bool {
+        loop {
+            if self.lost.load(Relaxed) {
+                return false;
+            }
+            let now = Instant::now();
+            let expires = self.expires();
+            if now >= expires {
+                self.lose();
+                return false;
+            }
+            if expires - now > self.lease / 3 {
+                return true;
+            }
+            tokio::time::sleep(LEASE_CHECK).await;
+        }
+    }
+
+    /// Whether the lease holds now, without waiting.
+    pub(crate) fn holds(&self) -> bool {
+        !self.lost.load(Relaxed) && Instant::now() < self.expires()
+    }
+
+    fn lose(&self) {
+        self.lost.store(true, Relaxed);
+    }
+
+    /// A write of this shard was refused: another member owns it now.
+    pub(crate) fn refused(&self, subscription: &str) {
+        self.shared.metrics.fenced.fetch_add(1, Relaxed);
+        tracing::warn!(
+            subscription,
+            shard = self.shard,
+            token = self.fence.token,
+            "shard lease lost: checkpoint write refused; its new owner handles the shard"
+        );
+        self.lose();
+    }
+}
+
+/// A shard this member owns.
+struct Owned {
+    lease: Arc<ShardLease>,
+    durable: Arc<Durable>,
+    stop: watch::Sender<bool>,
+    pump: JoinHandle<()>,
+    /// Given up: its pump stopped; released once what it read is settled.
+    leaving: bool,
+}
+
+/// One member of the consumer group `route.name`, until `stop`: keeps its leases, runs a
+/// pump per shard it owns, and at the end settles, saves and releases everything.
+pub(crate) async fn run(
+    backing: Arc<Backing>,
+    groups: StoreGroups,
+    consumer: String,
+    route: Arc<Route>,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
+    backing.watch();
+    let mut member = Member {
+        backing,
+        groups,
+        consumer,
+        route,
+        shared,
+        owned: BTreeMap::new(),
+        failing: false,
+    };
+    loop {
+        member.round().await;
+        let tick = tokio::time::sleep(groups.lease / 3);
+        tokio::select! {
+            () = tick => {}
+            _ = stop.changed() => {}
+        }
+        if *stop.borrow() {
+            break;
+        }
+    }
+    member.leave().await;
+}
+
+struct Member {
+    backing: Arc<Backing>,
+    groups: StoreGroups,
+    consumer: String,
+    route: Arc<Route>,
+    shared: Arc<Shared>,
+    owned: BTreeMap<u32, Owned>,
+    /// The last round failed (logged once until one works again).
+    failing: bool,
+}
+
+impl Member {
+    fn prefix(&self) -> String {
+        format!("group/{}/", self.route.name)
+    }
+
+    fn shard_lease(&self, shard: u32) -> String {
+        format!("{}shard/{shard}", self.prefix())
+    }
+
+    /// The member lease's holder: this member's name and its shard count, so that members
+    /// configured with different counts notice.
+    fn holder(&self) -> String {
+        format!("{} shards={}", self.consumer, self.groups.shards)
+    }
+
+    async fn round(&mut self) {
+        match self.try_round().await {
+            Ok(()) if self.failing => {
+                self.failing = false;
+                tracing::info!(group = %self.route.name, "consumer group lease round works again");
+            }
+            Ok(()) => {}
+            Err(error) => {
+                if !self.failing {
+                    tracing::warn!(group = %self.route.name, %error, "consumer group lease round failed; leases run out unless renewed in time");
+                }
+                self.failing = true;
+                // A lease the store could not renew is lost once it ran out.
+                let expired: Vec<u32> = self
+                    .owned
+                    .iter()
+                    .filter(|(_, owned)| !owned.lease.holds())
+                    .map(|(shard, _)| *shard)
+                    .collect();
+                for shard in expired {
+                    self.drop_lost(shard);
+                }
+            }
+        }
+    }
+
+    async fn try_round(&mut self) -> Result<(), StoreError> {
+        let store = Arc::clone(&self.backing.store);
+        let lease = self.groups.lease;
+        let started = Instant::now();
+        let member_lease = format!("{}member/{}", self.prefix(), self.consumer);
+        store.lease(&member_lease, &self.holder(), lease).await?;
+        let members = store.leases(&format!("{}member/", self.prefix())).await?;
+        let desired = self.desired(&members);
+
+        // Renew what is owned; what was lost meanwhile is dropped unsettled.
+        let shards: Vec<u32> = self.owned.keys().copied().collect();
+        for shard in shards {
+            let name = self.shard_lease(shard);
+            let renewed = store.lease(&name, &self.consumer, lease).await?;
+            let Some(owned) = self.owned.get(&shard) else {
+                continue;
+            };
+            if renewed == Some(owned.lease.fence.token) && owned.lease.holds() {
+                *owned
+                    .lease
+                    .expires
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = started + lease;
+            } else {
+                self.drop_lost(shard);
+            }
+        }
+
+        // Give up what is no longer ours, once what was read of it is settled.
+        for (shard, owned) in &mut self.owned {
+            if !desired.contains(shard) && !owned.leaving {
+                owned.leaving = true;
+                owned.stop.send_replace(true);
+            }
+        }
+        let leaving: Vec<u32> = self
+            .owned
+            .iter()
+            .filter(|(_, owned)| owned.leaving && owned.pump.is_finished() && owned.durable.idle())
+            .map(|(shard, _)| *shard)
+            .collect();
+        for shard in leaving {
+            if let Some(owned) = self.owned.remove(&shard) {
+                owned.durable.save_checkpoint().await;
+                owned.lease.lose();
+                store
+                    .release_lease(&self.shard_lease(shard), &self.consumer)
+                    .await?;
+            }
+        }
+
+        // Take what is ours and free.
+        for shard in desired {
+            if self.owned.contains_key(&shard) {
+                continue;
+            }
+            let name = self.shard_lease(shard);
+            if let Some(token) = store.lease(&name, &self.consumer, lease).await? {
+                self.own(shard, name, token, started + lease);
+            }
+        }
+        Ok(())
+    }
+
+    /// This member's share of the shards among the live `members`; none when they
+    /// disagree on the shard count.
+    fn desired(&self, members: &[crate::store::LeaseInfo]) -> Vec<u32> {
+        let mut names: Vec<&str> = Vec::with_capacity(members.len());
+        for member in members {
+            let Some((name, shards)) = member.holder.rsplit_once(" shards=") else {
+                continue;
+            };
+            if shards != self.groups.shards.to_string() {
+                tracing::error!(
+                    group = %self.route.name,
+                    member = name,
+                    theirs = shards,
+                    ours = self.groups.shards,
+                    "members of the group use different shard counts: taking no shard until they agree"
+                );
+                return Vec::new();
+            }
+            names.push(name);
+        }
+        if !names.contains(&self.consumer.as_str()) {
+            names.push(&self.consumer);
+        }
+        names.sort_unstable();
+        names.dedup();
+        let index = names
+            .iter()
+            .position(|name| *name == self.consumer)
+            .unwrap_or(0);
+        (0..self.groups.shards)
+            .filter(|shard| *shard as usize % names.len() == index)
+            .collect()
+    }
+
+    /// Starts the pump of a shard just leased.
+    fn own(&mut self, shard: u32, lease_name: String, token: u64, expires: Instant) {
+        let lease = Arc::new(ShardLease {
+            shard,
+            shards: self.groups.shards,
+            fence: Fence::new(lease_name, &self.consumer, token),
+            expires: Mutex::new(expires),
+            lease: self.groups.lease,
+            lost: AtomicBool::new(false),
+            shared: Arc::clone(&self.shared),
+        });
+        let durable = Arc::new(Durable::shard(
+            Arc::clone(&self.backing),
+            self.route.name.clone(),
+            Arc::clone(&lease),
+        ));
+        let (stop, stopped) = watch::channel(false);
+        let pump = tokio::spawn(store_feed::pump(
+            Arc::clone(&durable),
+            Arc::clone(&self.route),
+            Arc::clone(&self.shared),
+            stopped,
+        ));
+        tracing::debug!(group = %self.route.name, shard, token, "shard taken");
+        self.owned.insert(
+            shard,
+            Owned {
+                lease,
+                durable,
+                stop,
+                pump,
+                leaving: false,
+            },
+        );
+    }
+
+    /// Drops a shard whose lease is lost: its pump stops, and what the lanes still hold of
+    /// it is dropped unhandled (its new owner reads it again from the shard's checkpoint).
+    fn drop_lost(&mut self, shard: u32) {
+        if let Some(owned) = self.owned.remove(&shard) {
+            owned.lease.lose();
+            owned.pump.abort();
+            tracing::warn!(group = %self.route.name, shard, "shard lease lost; its new owner handles the shard");
+        }
+    }
+
+    /// Leaves the group: stops the pumps, waits until nothing is in flight, saves each
+    /// shard's checkpoint and releases the leases, so that the others take over at once.
+    async fn leave(mut self) {
+        for owned in self.owned.values() {
+            owned.stop.send_replace(true);
+        }
+        for owned in self.owned.values_mut() {
+            let _ = (&mut owned.pump).await;
+        }
+        self.shared.wait_idle().await;
+        let store = Arc::clone(&self.backing.store);
+        for (shard, owned) in std::mem::take(&mut self.owned) {
+            owned.durable.save_checkpoint().await;
+            owned.lease.lose();
+            if let Err(error) = store
+                .release_lease(&self.shard_lease(shard), &self.consumer)
+                .await
+            {
+                tracing::warn!(%error, shard, "shard lease not released; it runs out instead");
+            }
+        }
+        let member_lease = format!("{}member/{}", self.prefix(), self.consumer);
+        if let Err(error) = store.release_lease(&member_lease, &self.holder()).await {
+            tracing::warn!(%error, "member lease not released; it runs out instead");
+        }
+    }
+}

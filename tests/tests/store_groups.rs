@@ -1,0 +1,414 @@
+//! Consumer groups on a store shared by several processes, without a broker
+//! (`EventBusBuilder::consumer_groups`): on PostgreSQL (a server this test starts itself)
+//! and on one SQLite file opened by several stores.
+//!
+//! Several buses, each with its own store connection and consumer name, stand for several
+//! processes. A "dead" member is a bus whose runtime is dropped: its tasks stop without
+//! leaving, so its leases run out as a killed process's do.
+
+use event_core::store::{PostgresStore, SqliteStore, Store};
+use event_core::{DomainEvent, EventBus, HandlerError, RetryPolicy, StoreGroups};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tests::postgres_server::PostgresServer;
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
+#[event(name = "groups.ticked", version = 1)]
+struct Ticked {
+    #[event(partition_key)]
+    key: String,
+    seq: u64,
+}
+
+/// The lease every test's groups use.
+const LEASE: Duration = Duration::from_millis(600);
+const SHARDS: u32 = 4;
+
+/// Where the shared store lives.
+enum Db {
+    Postgres(String),
+    Sqlite {
+        path: PathBuf,
+        /// Removed with the test.
+        _dir: tempfile::TempDir,
+    },
+}
+
+impl Db {
+    fn postgres() -> Db {
+        Db::Postgres(PostgresServer::shared().create_database())
+    }
+
+    fn sqlite() -> Db {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        Db::Sqlite {
+            path: dir.path().join("shared.db"),
+            _dir: dir,
+        }
+    }
+
+    /// A bus of its own store connection: one process's.
+    async fn bus(&self, member: &str, shards: u32, poll: Duration) -> EventBus {
+        let builder = builder(member, shards, poll);
+        match self {
+            Db::Postgres(url) => {
+                builder.store(PostgresStore::connect(url).await.expect("connects"))
+            }
+            Db::Sqlite { path, .. } => builder.store(SqliteStore::open(path).expect("opens")),
+        }
+        .build()
+    }
+
+    async fn member(&self, member: &str) -> EventBus {
+        self.bus(member, SHARDS, Duration::from_millis(50)).await
+    }
+
+    /// The holder of each shard lease of `group` that runs now.
+    async fn owners(&self, group: &str) -> BTreeMap<String, String> {
+        let prefix = format!("group/{group}/shard/");
+        let leases = match self {
+            Db::Postgres(url) => PostgresStore::connect(url)
+                .await
+                .expect("connects")
+                .leases(&prefix)
+                .await
+                .expect("leases"),
+            Db::Sqlite { path, .. } => SqliteStore::open(path)
+                .expect("opens")
+                .leases(&prefix)
+                .await
+                .expect("leases"),
+        };
+        leases
+            .into_iter()
+            .map(|lease| (lease.name, lease.holder))
+            .collect()
+    }
+
+    /// Waits until every shard of `group` is owned and each of `members` owns its share.
+    async fn settled(&self, group: &str, members: &[&str]) {
+        let started = Instant::now();
+        loop {
+            let owners = self.owners(group).await;
+            let mut owned: HashMap<&str, usize> = HashMap::new();
+            for holder in owners.values() {
+                *owned.entry(holder.as_str()).or_default() += 1;
+            }
+            let fair = SHARDS as usize / members.len();
+            if owners.len() == SHARDS as usize
+                && members
+                    .iter()
+                    .all(|m| owned.get(m).is_some_and(|&n| n >= fair))
+            {
+                return;
+            }
+            assert!(
+                started.elapsed() < LEASE * 10,
+                "members {members:?} of `{group}` never settled: {owners:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// A member's builder, without its store.
+fn builder(member: &str, shards: u32, poll: Duration) -> event_core::EventBusBuilder {
+    EventBus::builder()
+        .consumer_name(member)
+        .retry(RetryPolicy::never())
+        .poll_interval(poll)
+        .consumer_groups(StoreGroups::new().shards(shards).lease(LEASE))
+}
+
+/// Polls `check` every 20 ms until it holds, or fails the test after `limit`.
+async fn eventually(limit: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !check() {
+        assert!(started.elapsed() < limit, "not within {limit:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// What each member handled: (key, seq) by member.
+#[derive(Default)]
+struct Handled {
+    by_member: Mutex<BTreeMap<String, Vec<(String, u64)>>>,
+    count: AtomicU64,
+}
+
+impl Handled {
+    fn subscribe(self: &Arc<Self>, bus: &EventBus, group: &str, member: &str) {
+        let handled = Arc::clone(self);
+        let member = member.to_owned();
+        bus.subscribe_event::<Ticked, _, _>(group, move |env| {
+            handled
+                .by_member
+                .lock()
+                .unwrap()
+                .entry(member.clone())
+                .or_default()
+                .push((env.payload.key.clone(), env.payload.seq));
+            handled.count.fetch_add(1, SeqCst);
+            async { Ok(()) }
+        })
+        .expect("subscribes");
+    }
+
+    fn all(&self) -> Vec<(String, u64)> {
+        self.by_member
+            .lock()
+            .unwrap()
+            .values()
+            .flatten()
+            .cloned()
+            .collect()
+    }
+
+    /// Each key's events in order, each once, every key handled by one member only.
+    fn assert_in_order_once(&self, events: usize) {
+        let all = self.all();
+        let distinct: HashSet<&(String, u64)> = all.iter().collect();
+        assert_eq!(all.len(), events, "each event handled once");
+        assert_eq!(distinct.len(), events);
+        let mut owner_of: HashMap<String, String> = HashMap::new();
+        for (member, handled) in self.by_member.lock().unwrap().iter() {
+            let mut last: HashMap<&str, u64> = HashMap::new();
+            for (key, seq) in handled {
+                if let Some(previous) = last.insert(key, *seq) {
+                    assert!(*seq > previous, "key {key}: {seq} handled after {previous}");
+                }
+                let owner = owner_of.entry(key.clone()).or_insert(member.clone());
+                assert_eq!(owner, member, "key {key} handled by two members");
+            }
+        }
+    }
+}
+
+async fn publish_keys(bus: &EventBus, keys: u64, per_key: u64) {
+    for seq in 0..per_key {
+        for key in 0..keys {
+            bus.publish(Ticked {
+                key: format!("k{key}"),
+                seq,
+            })
+            .await
+            .expect("publishes");
+        }
+    }
+}
+
+/// Two members of one group share its events, each once and in order per key; another
+/// group gets every event.
+async fn competing_consumers(db: &Db) {
+    let a = db.member("member-a").await;
+    let b = db.member("member-b").await;
+    let audit = db.member("member-audit").await;
+    let billing = Arc::new(Handled::default());
+    let audited = Arc::new(Handled::default());
+    billing.subscribe(&a, "billing", "member-a");
+    billing.subscribe(&b, "billing", "member-b");
+    audited.subscribe(&audit, "audit", "member-audit");
+    db.settled("billing", &["member-a", "member-b"]).await;
+
+    publish_keys(&a, 20, 10).await;
+    eventually(
+        Duration::from_secs(20),
+        "200 events handled by billing",
+        || billing.count.load(SeqCst) >= 200,
+    )
+    .await;
+    eventually(
+        Duration::from_secs(20),
+        "200 events handled by audit",
+        || audited.count.load(SeqCst) >= 200,
+    )
+    .await;
+    tokio::time::sleep(LEASE).await;
+    billing.assert_in_order_once(200);
+    assert_eq!(
+        billing.by_member.lock().unwrap().len(),
+        2,
+        "both members handled events"
+    );
+    audited.assert_in_order_once(200);
+    for bus in [&a, &b, &audit] {
+        bus.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_members_of_a_group_share_its_events_in_order_per_key() {
+    competing_consumers(&Db::postgres()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_members_of_a_group_share_its_events_in_order_per_key() {
+    competing_consumers(&Db::sqlite()).await;
+}
+
+/// A member that dies holding unsettled events: the survivor takes its shards once its
+/// leases run out, and handles those events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_members_shards_and_unsettled_events_pass_to_the_survivor() {
+    let db = Db::postgres();
+    let survivor = db.member("member-survivor").await;
+    let stuck = Arc::new(AtomicU64::new(0));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let Db::Postgres(url) = &db else {
+        unreachable!()
+    };
+    // Its store's connections run on its runtime too, and die with it.
+    let url = url.clone();
+    let store = runtime
+        .spawn(async move { PostgresStore::connect(&url).await })
+        .await
+        .expect("connects")
+        .expect("connects");
+    let doomed = {
+        let _entered = runtime.enter();
+        let member = builder("member-doomed", SHARDS, Duration::from_millis(50))
+            .store(store)
+            .build();
+        let stuck = Arc::clone(&stuck);
+        member
+            .subscribe_event::<Ticked, _, _>("worker", move |_| {
+                stuck.fetch_add(1, SeqCst);
+                std::future::pending::<Result<(), HandlerError>>()
+            })
+            .expect("subscribes");
+        member
+    };
+    db.settled("worker", &["member-doomed"]).await;
+    publish_keys(&survivor, 8, 2).await;
+    eventually(
+        Duration::from_secs(10),
+        "the doomed member holds events",
+        || stuck.load(SeqCst) > 0,
+    )
+    .await;
+    let died_at = Instant::now();
+    runtime.shutdown_background();
+    drop(doomed);
+
+    let handled = Arc::new(Handled::default());
+    handled.subscribe(&survivor, "worker", "member-survivor");
+    eventually(LEASE * 8, "the survivor handles all 16 events", || {
+        handled.count.load(SeqCst) >= 16
+    })
+    .await;
+    assert!(died_at.elapsed() < LEASE * 8, "takeover too slow");
+    handled.assert_in_order_once(16);
+    survivor.shutdown().await;
+}
+
+/// A member that shuts down leaves: the other takes its shards at once and handles what
+/// comes next.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_shuts_down_hands_its_shards_over() {
+    let db = Db::postgres();
+    let a = db.member("member-a").await;
+    let b = db.member("member-b").await;
+    let handled = Arc::new(Handled::default());
+    handled.subscribe(&a, "billing", "member-a");
+    handled.subscribe(&b, "billing", "member-b");
+    db.settled("billing", &["member-a", "member-b"]).await;
+    publish_keys(&a, 8, 5).await;
+    eventually(Duration::from_secs(10), "40 events handled", || {
+        handled.count.load(SeqCst) >= 40
+    })
+    .await;
+    a.shutdown().await;
+    db.settled("billing", &["member-b"]).await;
+    publish_keys(&b, 8, 5).await;
+    eventually(Duration::from_secs(10), "80 events handled", || {
+        handled.count.load(SeqCst) >= 80
+    })
+    .await;
+    tokio::time::sleep(LEASE / 2).await;
+    let all = handled.all();
+    let distinct: HashSet<&(String, u64)> = all.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        40,
+        "publish_keys twice gives 40 distinct (key, seq)"
+    );
+    assert_eq!(all.len(), 80, "nothing handled twice");
+    let by_b = handled.by_member.lock().unwrap()["member-b"].len();
+    assert!(by_b >= 40, "member-b handled all the later events: {by_b}");
+    b.shutdown().await;
+}
+
+/// Members configured with different shard counts would break the order per key: the
+/// newcomer with another count takes no shard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_with_another_shard_count_takes_no_shard() {
+    let db = Db::postgres();
+    let a = db.member("member-a").await;
+    Arc::new(Handled::default()).subscribe(&a, "billing", "member-a");
+    db.settled("billing", &["member-a"]).await;
+    let odd = db
+        .bus("member-odd", SHARDS * 2, Duration::from_millis(50))
+        .await;
+    Arc::new(Handled::default()).subscribe(&odd, "billing", "member-odd");
+    tokio::time::sleep(LEASE * 2).await;
+    let owners = db.owners("billing").await;
+    assert!(
+        owners.values().all(|holder| holder != "member-odd"),
+        "{owners:?}"
+    );
+    odd.shutdown().await;
+    a.shutdown().await;
+}
+
+/// On PostgreSQL, an append by another process wakes a member's pumps at once
+/// (`LISTEN`/`NOTIFY`), long before their next poll; without listening, the poll finds it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_wakes_other_processes_pumps_with_notify() {
+    let db = Db::postgres();
+    let Db::Postgres(url) = &db else {
+        unreachable!()
+    };
+    let slow_poll = Duration::from_secs(30);
+    let publisher = db.member("publisher").await;
+    for (listening, name) in [(true, "listening"), (false, "polling")] {
+        let store = PostgresStore::connect(url).await.expect("connects");
+        let store = if listening {
+            store
+        } else {
+            store.without_listen()
+        };
+        let consumer = EventBus::builder()
+            .store(store)
+            .poll_interval(slow_poll)
+            .build();
+        let handled = Arc::new(Handled::default());
+        handled.subscribe(&consumer, name, name);
+        // The pump has read the store once and waits.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let before = handled.count.load(SeqCst);
+        publish_keys(&publisher, 1, 1).await;
+        let sent = Instant::now();
+        let limit = Duration::from_secs(3);
+        while handled.count.load(SeqCst) == before && sent.elapsed() < limit {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let woke = handled.count.load(SeqCst) > before;
+        assert_eq!(
+            woke,
+            listening,
+            "{name}: handled within {limit:?}: {woke} (after {:?})",
+            sent.elapsed()
+        );
+        drop(consumer);
+    }
+    publisher.shutdown().await;
+}
