@@ -607,6 +607,14 @@ mod slow_reads {
         fn leases<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<LeaseInfo>>> {
             self.inner.leases(prefix)
         }
+        fn claim_fenced<'a>(
+            &'a self,
+            subscription: &'a str,
+            event_id: Uuid,
+            fence: &'a Fence,
+        ) -> BoxFuture<'a, Result<Option<bool>>> {
+            self.inner.claim_fenced(subscription, event_id, fence)
+        }
         fn save_checkpoint_fenced<'a>(
             &'a self,
             subscription: &'a str,

@@ -343,7 +343,7 @@ conformance!(
     released_lease_passes_at_once_with_a_larger_token,
     concurrent_leases_have_exactly_one_holder,
     leases_lists_the_running_ones_by_prefix,
-    fenced_checkpoint_is_refused_to_a_stale_holder,
+    fenced_writes_are_refused_to_a_stale_holder,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -1097,7 +1097,7 @@ async fn leases_lists_the_running_ones_by_prefix(backend: impl Backend) {
     assert!(store.leases("nothing/").await.unwrap().is_empty());
 }
 
-async fn fenced_checkpoint_is_refused_to_a_stale_holder(backend: impl Backend) {
+async fn fenced_writes_are_refused_to_a_stale_holder(backend: impl Backend) {
     let store = backend.open().await;
     let short = Duration::from_millis(200);
     let long = Duration::from_secs(10);

@@ -1,6 +1,7 @@
 //! What a subscription's lane queue carries: an event, and where it came from.
 
 use super::published::Event;
+use super::store_feed::Durable;
 use super::store_group::ShardLease;
 use super::transport_feed::Receipt;
 use crate::transport::EntryRef;
@@ -24,12 +25,25 @@ pub(crate) struct Delivery {
     pub(crate) receipt: Option<Box<Receipt>>,
     /// The dead letter on the broker this delivery retries, removed once it is settled.
     pub(crate) redelivers_remote: Option<Box<EntryRef>>,
-    /// The shard lease under which it was read, in a consumer group on a shared store:
-    /// handled only while the lease holds.
-    pub(crate) shard: Option<Arc<ShardLease>>,
+    /// The shard it was read from, in a consumer group on a shared store: its checkpoint
+    /// passes the event once settled, and the event is handled only while the shard's
+    /// lease holds.
+    pub(crate) shard: Option<Arc<Durable>>,
 }
 
 impl Delivery {
+    /// The lease of the shard it was read from, in a consumer group on a shared store.
+    pub(crate) fn lease(&self) -> Option<&ShardLease> {
+        self.shard
+            .as_deref()
+            .and_then(|durable| durable.shard.as_deref())
+    }
+
+    /// Where it is settled in the store: its shard's place, or else the subscription's.
+    pub(crate) fn place<'a>(&'a self, subscription: &'a Durable) -> &'a Durable {
+        self.shard.as_deref().unwrap_or(subscription)
+    }
+
     /// An event that is not (or not yet) in a store.
     pub(crate) fn in_memory(event: Event) -> Self {
         Delivery {

@@ -14,6 +14,7 @@ pub(crate) struct Metrics {
     pub(crate) dead_lettered: AtomicU64,
     pub(crate) deduplicated: AtomicU64,
     pub(crate) fenced: AtomicU64,
+    pub(crate) refused: AtomicU64,
     pub(crate) in_flight: AtomicU64,
     latency: [AtomicU64; BUCKETS],
 }
@@ -27,6 +28,7 @@ impl Default for Metrics {
             dead_lettered: AtomicU64::new(0),
             deduplicated: AtomicU64::new(0),
             fenced: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
             latency: std::array::from_fn(|_| AtomicU64::new(0)),
         }
@@ -69,6 +71,7 @@ impl Metrics {
             dead_lettered: self.dead_lettered.load(Relaxed),
             deduplicated: self.deduplicated.load(Relaxed),
             fenced: self.fenced.load(Relaxed),
+            refused: self.refused.load(Relaxed),
             in_flight: self.in_flight.load(Relaxed),
             latency_p50: percentile(0.50),
             latency_p90: percentile(0.90),
@@ -96,9 +99,15 @@ pub struct MetricsSnapshot {
     /// Deliveries skipped because the subscription had already handled the event (durable
     /// bus: an event read again after a restart or a lost checkpoint).
     pub deduplicated: u64,
-    /// Deliveries received from a transport and not handled here because their shard's
-    /// lease was lost meanwhile: the shard's new owner handles them.
+    /// Deliveries not handled here because their shard's lease was lost meanwhile (on a
+    /// transport, or in a consumer group on a shared store): the shard's new owner handles
+    /// them.
     pub fenced: u64,
+    /// Writes of this process refused because the lease they were made under had passed to
+    /// another owner (it ran out while this process was paused, say): an acknowledgement, a
+    /// dead letter, a shard's checkpoint, the outbox relay's position. Each is the new
+    /// owner's to make.
+    pub refused: u64,
     /// Deliveries enqueued or running, not yet delivered or dead-lettered.
     pub in_flight: u64,
     /// Median handler latency. Latency is sampled: one handler call in 8 per subscription

@@ -190,6 +190,7 @@ impl EventBus {
             Arc::clone(backing),
             Arc::clone(remote),
             self.inner.config.relay_lease,
+            Arc::clone(&self.inner.shared),
             self.inner.stop.subscribe(),
         ));
     }

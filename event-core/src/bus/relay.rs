@@ -7,11 +7,13 @@
 //! A crash between the broker's acknowledgement and the saved position forwards a few
 //! events again; consumers with a store drop them by event id (their inbox).
 
+use super::shared::Shared;
 use super::store_feed::Backing;
 use super::transport_feed::Remote;
 use crate::store::{Fence, Position, StoreError};
 use crate::transport::reconnect_delay;
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -33,6 +35,7 @@ pub(crate) async fn relay(
     backing: Arc<Backing>,
     remote: Arc<Remote>,
     lease: Duration,
+    shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
 ) {
     let store = &backing.store;
@@ -50,6 +53,13 @@ pub(crate) async fn relay(
             Ok(Some(token)) => match forward(&backing, &remote, token, renewing + lease).await {
                 Ok(0) => Some(backing.poll_interval.min(lease / 3)),
                 Ok(_) => None,
+                Err(RelayError::Fenced) => {
+                    shared.metrics.refused.fetch_add(1, Relaxed);
+                    tracing::warn!(
+                        "outbox relay: the relay lease was lost meanwhile; another relay forwards now"
+                    );
+                    Some(lease / 3)
+                }
                 Err(error) => {
                     failures += 1;
                     tracing::warn!(%error, "outbox relay: not forwarded, retrying");

@@ -212,9 +212,27 @@ impl Durable {
 
     /// Writes the inbox claim of a handled event, retrying a failing store a few times. A
     /// claim that cannot be written means the event may be handled again after a restart.
+    ///
+    /// In a consumer group, the claim is fenced by the shard's lease: a member that lost
+    /// the shard meanwhile has its claim refused (counted), and the shard's new owner
+    /// handles the event again.
     pub(crate) async fn claim(&self, delivery: &Delivery) {
         let id = delivery.event.header().id;
-        if let Err(error) = with_retries(|| self.backing.store.claim(&self.name, id)).await {
+        let store = &self.backing.store;
+        let written = match delivery.lease() {
+            Some(lease) => {
+                match with_retries(|| store.claim_fenced(&self.name, id, &lease.fence)).await {
+                    Ok(None) => {
+                        lease.refused(&self.name, "inbox claim");
+                        Ok(())
+                    }
+                    Ok(Some(_)) => Ok(()),
+                    Err(error) => Err(error),
+                }
+            }
+            None => with_retries(|| store.claim(&self.name, id)).await.map(drop),
+        };
+        if let Err(error) = written {
             tracing::error!(%error, "inbox claim not written: the event may be handled again");
         }
     }
@@ -268,7 +286,7 @@ impl Durable {
             .save_checkpoint_fenced(&self.checkpoint, position, &shard.fence)
             .await?;
         if !written {
-            shard.refused(&self.name);
+            shard.refused(&self.name, "checkpoint");
         }
         Ok(written)
     }
@@ -439,7 +457,7 @@ async fn read_after(
 /// Sends a batch to the subscription's lanes, waiting for room; returns the last position
 /// read, or `None` when the lanes are closed (shutdown).
 async fn dispatch(
-    durable: &Durable,
+    durable: &Arc<Durable>,
     route: &Route,
     shared: &Shared,
     batch: Vec<StoredEvent>,
@@ -447,6 +465,11 @@ async fn dispatch(
     let replay_until = durable.progress().replay_until;
     let mut last = None;
     for event in batch {
+        // A shard whose lease ran out (this process was paused, say) is read no further:
+        // its member drops it, and its new owner reads it.
+        if durable.shard.as_ref().is_some_and(|shard| !shard.holds()) {
+            return None;
+        }
         let position = event.position;
         last = Some(position);
         let theirs = durable
@@ -464,7 +487,7 @@ async fn dispatch(
         let delivery = Delivery {
             position: Some(position),
             replay: position <= replay_until,
-            shard: durable.shard.clone(),
+            shard: durable.shard.is_some().then(|| Arc::clone(durable)),
             ..Delivery::in_memory(published::raw(event.envelope))
         };
         if lane.send(delivery).await.is_err() {

@@ -12,12 +12,15 @@
 //!
 //! Each shard has a pump reading the store from the shard's checkpoint
 //! (`<subscription>#<shard>/<shards>`), passing over the other shards' events. Every new
-//! owner of a shard gets a larger fencing token; the shard's checkpoint is saved only under
-//! the owner's token, in the same atomic write ([`Store::save_checkpoint_fenced`]), and a
-//! lane hands a delivery to its handler only while the lease holds, so a member paused past
-//! its lease neither handles what its successor handles nor moves its checkpoint.
+//! owner of a shard gets a larger fencing token; the shard's checkpoint and the inbox claims
+//! of its events are written only under the owner's token, in the same atomic write
+//! ([`Store::save_checkpoint_fenced`], [`Store::claim_fenced`]), a pump reads a shard only
+//! while its lease holds, and a lane hands a delivery to its handler only while the lease
+//! holds: a member paused past its lease neither handles what its successor handles nor
+//! marks it handled nor moves the shard's checkpoint.
 //!
 //! [`Store::save_checkpoint_fenced`]: crate::store::Store::save_checkpoint_fenced
+//! [`Store::claim_fenced`]: crate::store::Store::claim_fenced
 
 use super::routing::Route;
 use super::shared::Shared;
@@ -152,13 +155,13 @@ impl ShardLease {
     }
 
     /// A write of this shard was refused: another member owns it now.
-    pub(crate) fn refused(&self, subscription: &str) {
-        self.shared.metrics.fenced.fetch_add(1, Relaxed);
+    pub(crate) fn refused(&self, subscription: &str, what: &str) {
+        self.shared.metrics.refused.fetch_add(1, Relaxed);
         tracing::warn!(
             subscription,
             shard = self.shard,
             token = self.fence.token,
-            "shard lease lost: checkpoint write refused; its new owner handles the shard"
+            "shard lease lost: {what} refused; its new owner handles the shard"
         );
         self.lose();
     }

@@ -134,7 +134,7 @@ impl<H: Handler> Worker<H> {
         if let Some(transport) = &self.transport {
             return self.settle_remote(&**transport, delivery).await;
         }
-        if let Some(shard) = &delivery.shard
+        if let Some(shard) = delivery.lease()
             && !shard.current().await
         {
             self.shared.metrics.fenced.fetch_add(1, Relaxed);
@@ -156,7 +156,7 @@ impl<H: Handler> Worker<H> {
         };
         if durable.handled_before(delivery).await {
             self.shared.metrics.deduplicated.fetch_add(1, Relaxed);
-            durable.finish(delivery, true).await;
+            delivery.place(durable).finish(delivery, true).await;
             return false;
         }
         let (dead, settled) = match self.handle(&delivery.event).await {
@@ -166,13 +166,13 @@ impl<H: Handler> Worker<H> {
             }
             // A shard lost while its handler ran: its new owner handles the event again,
             // and keeps the dead letter if it fails there too.
-            Err(_) if delivery.shard.as_ref().is_some_and(|shard| !shard.holds()) => {
+            Err(_) if delivery.lease().is_some_and(|shard| !shard.holds()) => {
                 self.shared.metrics.fenced.fetch_add(1, Relaxed);
                 return false;
             }
             Err(letter) => (true, durable.keep(&self.shared, letter).await),
         };
-        durable.finish(delivery, settled).await;
+        delivery.place(durable).finish(delivery, settled).await;
         dead
     }
 
@@ -200,7 +200,7 @@ impl<H: Handler> Worker<H> {
         let dead = if handled_before {
             self.shared.metrics.deduplicated.fetch_add(1, Relaxed);
             if let Some(receipt) = &delivery.receipt {
-                receipt.ack().await;
+                receipt.ack(&self.shared.metrics).await;
             }
             false
         } else {
@@ -223,7 +223,7 @@ impl<H: Handler> Worker<H> {
                     durable.claim(delivery).await;
                 }
                 if let Some(receipt) = &delivery.receipt {
-                    receipt.ack().await;
+                    receipt.ack(&self.shared.metrics).await;
                 }
                 false
             }
@@ -252,7 +252,7 @@ impl<H: Handler> Worker<H> {
                     "already a dead letter holding its key back; not handled again"
                 );
                 if let (Some(durable), Some(position)) = (&self.durable, delivery.position) {
-                    durable.settle_position(position);
+                    delivery.place(durable).settle_position(position);
                 }
                 return;
             }
@@ -397,7 +397,7 @@ impl<H: BatchHandler> Worker<H> {
         {
             return false;
         }
-        if let Some(shard) = &delivery.shard
+        if let Some(shard) = delivery.lease()
             && !shard.current().await
         {
             return false;
@@ -449,10 +449,10 @@ impl<H: BatchHandler> Worker<H> {
             match (&self.transport, &self.durable) {
                 (Some(_), _) => {
                     if let Some(receipt) = &delivery.receipt {
-                        receipt.ack().await;
+                        receipt.ack(&self.shared.metrics).await;
                     }
                 }
-                (None, Some(durable)) => durable.finish(delivery, true).await,
+                (None, Some(durable)) => delivery.place(durable).finish(delivery, true).await,
                 (None, None) => {}
             }
             self.shared.finished();

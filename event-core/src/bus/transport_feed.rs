@@ -5,6 +5,7 @@
 
 use super::dead_letter::DeadLetter;
 use super::delivery::Delivery;
+use super::metrics::Metrics;
 use super::published;
 use super::routing::Route;
 use super::shared::Shared;
@@ -64,9 +65,13 @@ impl Receipt {
     }
 
     /// Acknowledges a handled entry. A refused acknowledgement (the shard passed to another
-    /// member) means the entry is handled again there: at least once.
-    pub(crate) async fn ack(&self) {
+    /// member) means the entry is handled again there: at least once; it is counted in
+    /// `metrics`.
+    pub(crate) async fn ack(&self, metrics: &Metrics) {
         if let Err(error) = self.member.ack(&self.entry).await {
+            if let TransportError::Fenced { .. } = error {
+                metrics.refused.fetch_add(1, Relaxed);
+            }
             log_refused(&error, "acknowledgement");
         }
     }
@@ -89,6 +94,7 @@ pub(crate) async fn keep(
             Ok(()) => return true,
             Err(error @ TransportError::Fenced { .. }) => {
                 // Another member owns the shard now and handles the entry again.
+                shared.metrics.refused.fetch_add(1, Relaxed);
                 log_refused(&error, "dead letter");
                 return true;
             }
@@ -145,7 +151,7 @@ pub(crate) async fn feed(
                 entry: received.entry,
             };
             if !route.matcher.matches(&received.envelope.event_type) {
-                receipt.ack().await;
+                receipt.ack(&shared.metrics).await;
                 continue;
             }
             let Some(lane) = route.lane(&received.envelope) else {

@@ -268,6 +268,16 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         fence: &'a Fence,
     ) -> BoxFuture<'a, Result<bool, StoreError>>;
 
+    /// [`claim`](Self::claim), only while `fence` holds, checked in the same atomic write:
+    /// `Ok(None)` and nothing written when it does not, else `Ok(Some(claimed))`. A worker
+    /// that lost its shard to another cannot mark an event handled for the group.
+    fn claim_fenced<'a>(
+        &'a self,
+        subscription: &'a str,
+        event_id: Uuid,
+        fence: &'a Fence,
+    ) -> BoxFuture<'a, Result<Option<bool>, StoreError>>;
+
     /// Asks the store to wake `wake` (`notify_waiters`) whenever another process, or another
     /// connection, commits an append, so that pumps read at once rather than at their next
     /// poll. The default does nothing: polling finds such appends. PostgreSQL does it with

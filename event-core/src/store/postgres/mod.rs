@@ -549,6 +549,35 @@ impl Store for PostgresStore {
         })
     }
 
+    fn claim_fenced<'a>(
+        &'a self,
+        subscription: &'a str,
+        event_id: Uuid,
+        fence: &'a Fence,
+    ) -> BoxFuture<'a, Result<Option<bool>, StoreError>> {
+        Box::pin(async move {
+            let rows = self
+                .query(
+                    queries::CLAIM_FENCED,
+                    &[
+                        &subscription,
+                        &event_id,
+                        &fence.lease,
+                        &fence.holder,
+                        &to_sql(fence.token),
+                    ],
+                )
+                .await?;
+            self.inner.counters.write_transactions.fetch_add(1, Relaxed);
+            let Some(row) = rows.first() else {
+                return Ok(None);
+            };
+            let held: bool = row.try_get(0).map_err(|e| self.error(e))?;
+            let claimed: i64 = row.try_get(1).map_err(|e| self.error(e))?;
+            Ok(held.then_some(claimed == 1))
+        })
+    }
+
     fn watch_appends(&self, wake: std::sync::Weak<tokio::sync::Notify>) {
         if self.inner.listen.load(Relaxed) {
             tokio::spawn(listen::run(

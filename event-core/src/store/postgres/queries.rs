@@ -221,5 +221,13 @@ pub(crate) const SAVE_CHECKPOINT_FENCED: &str = "INSERT INTO event_store_checkpo
      ON CONFLICT (subscription) \
      DO UPDATE SET position = GREATEST(event_store_checkpoints.position, excluded.position)";
 
+/// Claims event `$2` for subscription `$1` only while holder `$4` holds lease `$3` with
+/// token `$5`: whether the lease held, and whether a row was inserted.
+pub(crate) const CLAIM_FENCED: &str = "WITH held AS (SELECT EXISTS (SELECT 1 FROM event_store_leases \
+     WHERE name = $3 AND holder = $4 AND token = $5 AND expires_at > now()) AS ok), \
+     claimed AS (INSERT INTO event_store_inbox (subscription, event_id) \
+     SELECT $1, $2 FROM held WHERE ok ON CONFLICT DO NOTHING RETURNING 1) \
+     SELECT (SELECT ok FROM held), (SELECT count(*) FROM claimed)";
+
 pub(crate) const RELEASE_LEASE: &str = "UPDATE event_store_leases \
      SET expires_at = '-infinity' WHERE name = $1 AND holder = $2 AND expires_at > now()";

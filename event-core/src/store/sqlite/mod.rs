@@ -693,6 +693,19 @@ impl Store for SqliteStore {
         })
     }
 
+    fn claim_fenced<'a>(
+        &'a self,
+        subscription: &'a str,
+        event_id: Uuid,
+        fence: &'a Fence,
+    ) -> BoxFuture<'a, Result<Option<bool>, StoreError>> {
+        let (subscription, fence) = (subscription.to_owned(), fence.clone());
+        Box::pin(self.write(move |conn| {
+            let now = Utc::now().timestamp_millis();
+            queries::claim_fenced(conn, &subscription, event_id, &fence, now)
+        }))
+    }
+
     fn save_checkpoint_fenced<'a>(
         &'a self,
         subscription: &'a str,

@@ -337,6 +337,33 @@ pub(crate) fn save_checkpoint_fenced(
     Ok(written == 1)
 }
 
+/// Whether the fence's holder holds its lease with its token at `now`.
+fn fence_holds(conn: &Connection, fence: &crate::store::Fence, now: i64) -> rusqlite::Result<bool> {
+    conn.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM event_store_leases \
+         WHERE name = ?1 AND holder = ?2 AND token = ?3 AND expires_at > ?4)",
+    )?
+    .query_row(
+        params![fence.lease, fence.holder, to_sql(fence.token), now],
+        |row| row.get(0),
+    )
+}
+
+/// Claims an event only while the fence holds at `now`: `None` when it does not. Run by
+/// the writer, inside its transaction: the check and the claim are atomic.
+pub(crate) fn claim_fenced(
+    conn: &Connection,
+    subscription: &str,
+    event_id: Uuid,
+    fence: &crate::store::Fence,
+    now: i64,
+) -> rusqlite::Result<Option<bool>> {
+    if !fence_holds(conn, fence, now)? {
+        return Ok(None);
+    }
+    claim(conn, subscription, event_id, now).map(Some)
+}
+
 fn limit_sql(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
 }

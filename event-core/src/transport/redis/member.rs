@@ -104,10 +104,28 @@ impl Shared {
     }
 
     /// The streams to read: every topic of every shard held and not being released.
+    /// The streams to read: those of the shards held and not about to run out (as
+    /// [`holds_token`](Self::holds_token) counts), each with how long its lease still
+    /// holds. A read blocks no longer than that: a blocked `XREADGROUP` waits on the
+    /// server even while this process is paused, and must not take entries for it after
+    /// its lease ran out and another member took the shard.
     fn plan(&self) -> Vec<Stream> {
+        let margin = self.inner.lease / 3;
         let state = self.state();
         let mut plan = Vec::new();
-        for (shard, lease) in state.leases.iter().filter(|(_, l)| !l.releasing) {
+        for (shard, lease) in state
+            .leases
+            .iter()
+            .filter(|(_, l)| !l.releasing && !l.given_up)
+        {
+            let Some(valid_for) = self
+                .inner
+                .lease
+                .checked_sub(lease.renewed.elapsed() + margin)
+                .filter(|left| !left.is_zero())
+            else {
+                continue;
+            };
             for topic in &state.topics {
                 plan.push(Stream {
                     key: self.inner.stream_key(topic, *shard),
@@ -115,6 +133,7 @@ impl Shared {
                     shard: *shard,
                     token: lease.token,
                     cursor: lease.backlog.get(topic).cloned(),
+                    valid_for,
                 });
             }
         }
@@ -130,6 +149,8 @@ struct Stream {
     token: u64,
     /// Pending entries to read again, after this id; `None` to read new ones.
     cursor: Option<String>,
+    /// How long its lease still holds, less the margin.
+    valid_for: Duration,
 }
 
 /// The topics a group reads, sorted.
@@ -395,7 +416,10 @@ impl RedisMember {
             } else {
                 plan.iter().collect()
             };
-            let remaining = deadline.saturating_duration_since(Instant::now());
+            let remaining = streams.iter().map(|stream| stream.valid_for).fold(
+                deadline.saturating_duration_since(Instant::now()),
+                Duration::min,
+            );
             let mut command = redis::cmd("XREADGROUP");
             command
                 .arg("GROUP")
