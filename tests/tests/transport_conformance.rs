@@ -992,6 +992,185 @@ async fn batch_handlers<B: Broker>(broker: &B) {
     publisher.shutdown().await;
 }
 
+/// A transport whose publishes wait while it is held, and are counted: a relay "paused"
+/// in the middle of forwarding.
+#[derive(Debug)]
+struct Held<T> {
+    inner: T,
+    open: tokio::sync::watch::Sender<bool>,
+    published: Arc<AtomicU64>,
+}
+
+impl<T: Transport> Transport for Held<T> {
+    fn publish<'a>(
+        &'a self,
+        events: &'a [event_core::RawEnvelope],
+    ) -> futures_util::future::BoxFuture<'a, Result<(), event_core::transport::TransportError>>
+    {
+        Box::pin(async move {
+            let mut open = self.open.subscribe();
+            let _ = open.wait_for(|open| *open).await;
+            self.inner.publish(events).await?;
+            self.published.fetch_add(events.len() as u64, SeqCst);
+            Ok(())
+        })
+    }
+    fn join<'a>(
+        &'a self,
+        spec: &'a event_core::transport::GroupSpec,
+    ) -> futures_util::future::BoxFuture<
+        'a,
+        Result<Box<dyn event_core::transport::Member>, event_core::transport::TransportError>,
+    > {
+        self.inner.join(spec)
+    }
+    fn put_dead_letter<'a>(
+        &'a self,
+        letter: &'a event_core::DeadLetter,
+        entry: Option<&'a event_core::transport::EntryRef>,
+    ) -> futures_util::future::BoxFuture<'a, Result<(), event_core::transport::TransportError>>
+    {
+        self.inner.put_dead_letter(letter, entry)
+    }
+    fn dead_letters<'a>(
+        &'a self,
+        group: Option<&'a str>,
+    ) -> futures_util::future::BoxFuture<
+        'a,
+        Result<
+            Vec<event_core::transport::TransportDeadLetter>,
+            event_core::transport::TransportError,
+        >,
+    > {
+        self.inner.dead_letters(group)
+    }
+    fn remove_dead_letter<'a>(
+        &'a self,
+        id: &'a event_core::transport::EntryRef,
+    ) -> futures_util::future::BoxFuture<'a, Result<bool, event_core::transport::TransportError>>
+    {
+        self.inner.remove_dead_letter(id)
+    }
+    fn trim<'a>(
+        &'a self,
+        retention: &'a event_core::transport::Retention,
+    ) -> futures_util::future::BoxFuture<
+        'a,
+        Result<event_core::transport::TrimReport, event_core::transport::TransportError>,
+    > {
+        self.inner.trim(retention)
+    }
+    fn info(
+        &self,
+    ) -> futures_util::future::BoxFuture<
+        '_,
+        Result<event_core::transport::TransportInfo, event_core::transport::TransportError>,
+    > {
+        self.inner.info()
+    }
+}
+
+/// A relay held in the middle of forwarding for longer than its lease: another relay takes
+/// over and forwards on; released, the stale relay's position save is refused (it cannot
+/// move the relay's position) and it forwards nothing more. Every event reaches the
+/// consumer, once (its inbox drops the stale relay's late duplicates).
+async fn paused_relay_is_fenced<B: Broker>(broker: &B) {
+    use event_core::store::{SqliteStore, Store};
+
+    let prefix = prefix("relay-pause");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let outbox = dir.path().join("outbox.db");
+    let (open, _) = tokio::sync::watch::channel(true);
+    let stale_published = Arc::new(AtomicU64::new(0));
+    let stale = EventBus::builder()
+        .store(SqliteStore::open(&outbox).expect("opens"))
+        .transport(Held {
+            inner: broker.transport(&prefix).await,
+            open: open.clone(),
+            published: Arc::clone(&stale_published),
+        })
+        .consumer_name("relay-stale")
+        .relay_lease(LEASE)
+        .poll_interval(Duration::from_millis(20))
+        .build();
+    let consumer = EventBus::builder()
+        .store(SqliteStore::open(dir.path().join("consumer.db")).expect("opens"))
+        .transport(broker.transport(&prefix).await)
+        .consumer_name("consumer")
+        .build();
+    let handled = Arc::new(Handled::default());
+    handled.subscribe(&consumer, "projection", "consumer");
+    settled(&consumer, "projection", &["consumer"]).await;
+
+    // The stale relay takes the lease with its first publish, and forwards.
+    let publish = |bus: &EventBus, from: u64| {
+        let bus = bus.clone();
+        async move {
+            for seq in from..from + 10 {
+                bus.publish(Ticked {
+                    key: format!("k{}", seq % 3),
+                    seq,
+                })
+                .await
+                .expect("stored");
+            }
+        }
+    };
+    publish(&stale, 0).await;
+    eventually(Duration::from_secs(10), "10 events forwarded", || {
+        stale_published.load(SeqCst) >= 10
+    })
+    .await;
+    // Held mid-forward: the next batch waits in `publish` past the lease.
+    open.send_replace(false);
+    publish(&stale, 10).await;
+    tokio::time::sleep(LEASE / 2).await;
+    let successor = EventBus::builder()
+        .store(SqliteStore::open(&outbox).expect("opens"))
+        .transport(broker.transport(&prefix).await)
+        .consumer_name("relay-successor")
+        .relay_lease(LEASE)
+        .poll_interval(Duration::from_millis(20))
+        .build();
+    publish(&successor, 20).await;
+    eventually(LEASE * 8, "the successor forwards all 30", || {
+        handled.count.load(SeqCst) >= 30
+    })
+    .await;
+
+    // Released: its late batch reaches the broker (it was past every check), but its
+    // position save is refused, and it forwards nothing more.
+    let store = SqliteStore::open(&outbox).expect("opens");
+    let position = store.checkpoint("$relay").await.expect("position");
+    open.send_replace(true);
+    eventually(Duration::from_secs(10), "the stale save refused", || {
+        stale.metrics().refused >= 1
+    })
+    .await;
+    let forwarded_by_stale = stale_published.load(SeqCst);
+    assert!(
+        forwarded_by_stale > 10,
+        "the held batch went out when released"
+    );
+    publish(&successor, 30).await;
+    publish(&stale, 40).await;
+    eventually(Duration::from_secs(10), "50 events handled", || {
+        handled.count.load(SeqCst) >= 50
+    })
+    .await;
+    tokio::time::sleep(LEASE).await;
+    assert_eq!(
+        stale_published.load(SeqCst),
+        forwarded_by_stale,
+        "the stale relay forwards nothing after its lease passed to another"
+    );
+    assert!(store.checkpoint("$relay").await.expect("position") >= position);
+    assert_eq!(handled.count.load(SeqCst), 50, "each event handled once");
+    for bus in [&stale, &successor, &consumer] {
+        bus.shutdown().await;
+    }
+}
+
 macro_rules! conformance {
     ($name:ident, $broker:expr) => {
         mod $name {
@@ -1030,6 +1209,11 @@ macro_rules! conformance {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn outbox_relay() {
                 super::outbox_relay(&$broker).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn paused_relay_is_fenced() {
+                super::paused_relay_is_fenced(&$broker).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
