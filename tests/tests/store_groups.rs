@@ -25,6 +25,14 @@ struct Ticked {
     seq: u64,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
+#[event(name = "groups.answered", version = 1)]
+struct Answered {
+    #[event(partition_key)]
+    key: String,
+    seq: u64,
+}
+
 /// The lease every test's groups use.
 const LEASE: Duration = Duration::from_millis(600);
 const SHARDS: u32 = 4;
@@ -433,4 +441,53 @@ async fn postgres_wakes_other_processes_pumps_with_notify() {
         drop(consumer);
     }
     publisher.shutdown().await;
+}
+
+/// `wait_for` finds a reply that another process appended to the shared store: the asker
+/// has no subscription of the reply's type, so only its `wait_for` listener reads it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_for_finds_a_reply_another_process_stored() {
+    let db = Db::postgres();
+    let asker = db.member("asker").await;
+    let responder = db.member("responder").await;
+    {
+        let replies = responder.clone();
+        responder
+            .subscribe_event::<Ticked, _, _>("responder", move |env| {
+                let replies = replies.clone();
+                async move {
+                    // In a handler: the reply carries the request's correlation id.
+                    replies
+                        .publish(Answered {
+                            key: env.payload.key,
+                            seq: env.payload.seq,
+                        })
+                        .await
+                        .map_err(HandlerError::retryable)?;
+                    Ok(())
+                }
+            })
+            .expect("subscribes");
+    }
+    db.settled("responder", &["responder"]).await;
+    for seq in 0..3 {
+        let correlation = format!("request-{seq}");
+        asker
+            .publish_with(
+                event_core::PublishContext::new().correlation_id(&correlation),
+                Ticked {
+                    key: "k1".into(),
+                    seq,
+                },
+            )
+            .await
+            .expect("publishes");
+        let reply = asker
+            .wait_for::<Answered>(&correlation, Duration::from_secs(10))
+            .await
+            .expect("the reply from the other process");
+        assert_eq!(reply.payload.seq, seq);
+    }
+    asker.shutdown().await;
+    responder.shutdown().await;
 }

@@ -1,7 +1,7 @@
 //! `wait_for`: the recent events with a correlation id, and who waits for one.
 
 use super::published;
-use super::store_feed::sleep_or_stop;
+use super::store_feed::{Backing, sleep_or_stop};
 use super::transport_feed::{self, Remote};
 use super::{Event, EventBus, WaitError};
 use crate::envelope::Envelope;
@@ -58,13 +58,26 @@ impl EventBus {
     /// of its own (ephemeral, deleted when the bus shuts down) that reads every event
     /// published since the bus was built (at most the last 5 minutes) by any process, so
     /// that a reply published elsewhere is found too.
+    ///
+    /// On a store without a transport, the listener reads the store instead, from a window
+    /// back from its head: a reply appended by another process sharing the store is found.
     fn ensure_listener(&self) {
-        let Some(remote) = &self.inner.remote else {
-            return;
-        };
-        if self.inner.listening.swap(true, Relaxed) {
+        if self.inner.remote.is_none() && self.inner.backing.is_none()
+            || self.inner.listening.swap(true, Relaxed)
+        {
             return;
         }
+        let Some(remote) = &self.inner.remote else {
+            if let Some(backing) = &self.inner.backing {
+                self.spawn_feed(listen_store(
+                    Arc::clone(backing),
+                    Arc::clone(&self.inner.recent),
+                    self.inner.config.recent,
+                    self.inner.stop.subscribe(),
+                ));
+            }
+            return;
+        };
         let since = self
             .inner
             .built_at
@@ -176,4 +189,63 @@ async fn listen(
         }
     }
     member.leave().await;
+}
+
+/// Keeps what the store receives from any process in the recent window, answering waiters,
+/// until `stop`: from `window` events back from the head when it starts, then each append
+/// (woken as the pumps are, else at each poll).
+async fn listen_store(
+    backing: Arc<Backing>,
+    recent: Arc<Mutex<Recent>>,
+    window: usize,
+    mut stop: watch::Receiver<bool>,
+) {
+    backing.watch();
+    let store = &backing.store;
+    let mut after = None;
+    loop {
+        let appended = backing.appended.notified();
+        tokio::pin!(appended);
+        appended.as_mut().enable();
+        if *stop.borrow() {
+            return;
+        }
+        let read = match after {
+            Some(after) => store.read(after, 256).await,
+            None => match store.head().await {
+                Ok(head) => {
+                    after = Some(head.saturating_sub(window as u64));
+                    continue;
+                }
+                Err(error) => Err(error),
+            },
+        };
+        match read {
+            Ok(batch) if !batch.is_empty() => {
+                let mut recent = recent.lock().unwrap_or_else(PoisonError::into_inner);
+                for stored in batch {
+                    after = Some(stored.position);
+                    let id = stored.envelope.id;
+                    // This process's own publishes are in the window already.
+                    let known = recent.events.iter().any(|e| e.header().id == id);
+                    if stored.envelope.correlation_id.is_some() && !known {
+                        recent.remember(&published::raw(stored.envelope), window);
+                    }
+                }
+            }
+            Ok(_) => {
+                tokio::select! {
+                    () = &mut appended => {}
+                    () = tokio::time::sleep(backing.poll_interval) => {}
+                    _ = stop.changed() => {}
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "wait_for listener: store not readable, retrying");
+                if sleep_or_stop(backing.poll_interval, &mut stop).await {
+                    return;
+                }
+            }
+        }
+    }
 }
