@@ -7,6 +7,7 @@
 //! 1. **Redis Streams** (`RedisTransport`, a `redis-server` of the test's own).
 //! 2. **A PostgreSQL store shared as consumer groups** (`consumer_groups`, a PostgreSQL
 //!    server of the test's own).
+//! 3. **One SQLite file shared as consumer groups** by the processes of one machine.
 //!
 //! In each, two worker processes form the group `projection` over 4 shards with a lease of
 //! 1 s. The parent publishes events over 8 keys, each with a per-key sequence number. Each
@@ -17,14 +18,14 @@
 //! event handled; per key, in the order of the log, the sequence never goes back (an event
 //! handled again by the new owner repeats its number, and is counted); B handled A's keys
 //! during the pause; and A's stale writes refused: at least the acknowledgement (Redis) or
-//! inbox claim (PostgreSQL) of the event it was handling when stopped
+//! inbox claim (a shared store) of the event it was handling when stopped
 //! (`MetricsSnapshot::refused`), printed with the deliveries it dropped unhandled
 //! (`MetricsSnapshot::fenced`).
 //!
 //! Parent and children are this one binary (`harness = false`): the parent re-runs itself
 //! with `PAUSE_CHILD` set. Bounded: every wait has a limit.
 
-use event_core::store::PostgresStore;
+use event_core::store::{PostgresStore, SqliteStore};
 use event_core::transport::{RedisTransport, StartFrom};
 use event_core::{DomainEvent, EventBus, HandlerError, StoreGroups, SubscriptionOptions};
 use schemars::JsonSchema;
@@ -66,6 +67,8 @@ struct Ticked {
 enum Backend {
     Redis,
     Postgres,
+    /// One SQLite file shared by the processes of one machine (the "url" is its path).
+    Sqlite,
 }
 
 impl Backend {
@@ -73,6 +76,7 @@ impl Backend {
         match self {
             Backend::Redis => "redis",
             Backend::Postgres => "postgres",
+            Backend::Sqlite => "sqlite",
         }
     }
 
@@ -100,6 +104,11 @@ impl Backend {
                 .poll_interval(Duration::from_millis(50))
                 .consumer_groups(StoreGroups::new().shards(SHARDS).lease(LEASE))
                 .build(),
+            Backend::Sqlite => builder
+                .store(SqliteStore::open(url).map_err(|e| e.to_string())?)
+                .poll_interval(Duration::from_millis(20))
+                .consumer_groups(StoreGroups::new().shards(SHARDS).lease(LEASE))
+                .build(),
         })
     }
 }
@@ -109,7 +118,7 @@ fn main() -> ExitCode {
         return child(&spec);
     }
     let mut failed = false;
-    for backend in [Backend::Redis, Backend::Postgres] {
+    for backend in [Backend::Redis, Backend::Postgres, Backend::Sqlite] {
         let started = Instant::now();
         if let Ok(report) = std::panic::catch_unwind(|| scenario(backend)) {
             println!(
@@ -126,7 +135,7 @@ fn main() -> ExitCode {
         println!("test result: FAILED");
         ExitCode::FAILURE
     } else {
-        println!("test result: ok. 2 passed; 0 failed");
+        println!("test result: ok. 3 passed; 0 failed");
         ExitCode::SUCCESS
     }
 }
@@ -154,10 +163,10 @@ fn child(spec: &str) -> ExitCode {
         eprintln!("bad {CHILD}: {spec}");
         return ExitCode::FAILURE;
     };
-    let backend = if *backend == "redis" {
-        Backend::Redis
-    } else {
-        Backend::Postgres
+    let backend = match *backend {
+        "redis" => Backend::Redis,
+        "postgres" => Backend::Postgres,
+        _ => Backend::Sqlite,
     };
     match runtime().block_on(worker(backend, url, Path::new(log), name)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -378,6 +387,11 @@ fn scenario(backend: Backend) -> String {
             let url = server.create_database();
             (Box::new(server), url)
         }
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("temporary directory");
+            let path = dir.path().join("shared.db").display().to_string();
+            (Box::new(dir), path)
+        }
     };
     let dir = tempfile::tempdir().expect("temporary directory");
     let log: PathBuf = dir.path().join("handled.log");
@@ -516,7 +530,7 @@ fn check(backend: Backend, lines: &[Line], run: &Run) -> String {
         run.a_keys
     );
     // The event worker-a was handling when it was stopped: its acknowledgement (Redis) or
-    // inbox claim (PostgreSQL) comes after the takeover, and is refused.
+    // inbox claim (a shared store) comes after the takeover, and is refused.
     assert!(
         a_refused >= 1,
         "{}: no stale write of the stopped worker was refused (fenced {a_fenced}, refused {a_refused})",
