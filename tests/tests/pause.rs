@@ -8,6 +8,10 @@
 //! 2. **A PostgreSQL store shared as consumer groups** (`consumer_groups`, a PostgreSQL
 //!    server of the test's own).
 //! 3. **One SQLite file shared as consumer groups** by the processes of one machine.
+//! 4. **The outbox relay**: Redis Streams fed by the relay of a SQLite outbox the workers
+//!    share; the parent appends to the outbox, worker-a holds the relay lease when it is
+//!    stopped, worker-b takes the relay over during the pause (checked), and after the
+//!    resume at most the one batch worker-a was forwarding reaches the broker twice.
 //!
 //! In each, two worker processes form the group `projection` over 4 shards with a lease of
 //! 1 s. The parent publishes events over 8 keys, each with a per-key sequence number. Each
@@ -69,6 +73,10 @@ enum Backend {
     Postgres,
     /// One SQLite file shared by the processes of one machine (the "url" is its path).
     Sqlite,
+    /// Redis Streams fed by the outbox relay of a SQLite store the workers share (the
+    /// "url" is the Redis URL and the store's path, split by `;`): the stopped worker is
+    /// the one relaying.
+    Relay,
 }
 
 impl Backend {
@@ -77,6 +85,7 @@ impl Backend {
             Backend::Redis => "redis",
             Backend::Postgres => "postgres",
             Backend::Sqlite => "sqlite",
+            Backend::Relay => "relay",
         }
     }
 
@@ -84,17 +93,7 @@ impl Backend {
     async fn bus(self, url: &str, member: &str) -> Result<EventBus, String> {
         let builder = EventBus::builder().consumer_name(member);
         Ok(match self {
-            Backend::Redis => builder
-                .transport(
-                    RedisTransport::builder(url)
-                        .prefix("pause")
-                        .shards(SHARDS)
-                        .lease(LEASE)
-                        .connect()
-                        .await
-                        .map_err(|e| e.to_string())?,
-                )
-                .build(),
+            Backend::Redis => builder.transport(self.transport(url).await?).build(),
             Backend::Postgres => builder
                 .store(
                     PostgresStore::connect(url)
@@ -109,7 +108,37 @@ impl Backend {
                 .poll_interval(Duration::from_millis(20))
                 .consumer_groups(StoreGroups::new().shards(SHARDS).lease(LEASE))
                 .build(),
+            Backend::Relay => {
+                let (redis, outbox) = url.split_once(';').ok_or("no outbox path")?;
+                builder
+                    .store(SqliteStore::open(outbox).map_err(|e| e.to_string())?)
+                    .transport(Backend::Redis.transport(redis).await?)
+                    .relay_lease(LEASE)
+                    .poll_interval(Duration::from_millis(20))
+                    .build()
+            }
         })
+    }
+
+    async fn transport(self, url: &str) -> Result<RedisTransport, String> {
+        RedisTransport::builder(url)
+            .prefix("pause")
+            .shards(SHARDS)
+            .lease(LEASE)
+            .connect()
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// The parent's publishing bus: on the relay scenario, the outbox store alone (the
+    /// workers relay).
+    async fn publisher(self, url: &str) -> Result<EventBus, String> {
+        match (self, url.split_once(';')) {
+            (Backend::Relay, Some((_, outbox))) => Ok(EventBus::builder()
+                .store(SqliteStore::open(outbox).map_err(|e| e.to_string())?)
+                .build()),
+            _ => self.bus(url, "publisher").await,
+        }
     }
 }
 
@@ -118,7 +147,12 @@ fn main() -> ExitCode {
         return child(&spec);
     }
     let mut failed = false;
-    for backend in [Backend::Redis, Backend::Postgres, Backend::Sqlite] {
+    for backend in [
+        Backend::Redis,
+        Backend::Postgres,
+        Backend::Sqlite,
+        Backend::Relay,
+    ] {
         let started = Instant::now();
         if let Ok(report) = std::panic::catch_unwind(|| scenario(backend)) {
             println!(
@@ -135,7 +169,7 @@ fn main() -> ExitCode {
         println!("test result: FAILED");
         ExitCode::FAILURE
     } else {
-        println!("test result: ok. 3 passed; 0 failed");
+        println!("test result: ok. 4 passed; 0 failed");
         ExitCode::SUCCESS
     }
 }
@@ -166,6 +200,7 @@ fn child(spec: &str) -> ExitCode {
     let backend = match *backend {
         "redis" => Backend::Redis,
         "postgres" => Backend::Postgres,
+        "relay" => Backend::Relay,
         _ => Backend::Sqlite,
     };
     match runtime().block_on(worker(backend, url, Path::new(log), name)) {
@@ -359,10 +394,57 @@ async fn publish(bus: EventBus, stop: Arc<AtomicBool>, published: Arc<Mutex<Vec<
     bus.shutdown().await;
 }
 
+/// Waits until `worker` holds the outbox relay's lease in the relay scenario's store.
+async fn relay_held_by(url: &str, worker: &str) {
+    use event_core::store::Store;
+    let (_, outbox) = url.split_once(';').expect("an outbox path");
+    let started = Instant::now();
+    loop {
+        let store = SqliteStore::open(outbox).expect("opens the outbox");
+        let leases = store.leases("relay").await.expect("leases");
+        if leases.iter().any(|lease| lease.holder == worker) {
+            return;
+        }
+        assert!(
+            started.elapsed() < LIMIT,
+            "{worker} never relayed: {leases:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// In the relay scenario: how many entries on the broker are duplicates (forwarded twice).
+async fn duplicates(url: &str) -> u64 {
+    use event_core::store::Store;
+    use event_core::transport::Transport;
+    let (redis, outbox) = url.split_once(';').expect("an outbox path");
+    let info = Backend::Redis
+        .transport(redis)
+        .await
+        .expect("connects")
+        .info()
+        .await
+        .expect("info");
+    let on_broker: u64 = info
+        .topics
+        .iter()
+        .flat_map(|topic| topic.shards.iter())
+        .map(|shard| shard.length)
+        .sum();
+    let stored = SqliteStore::open(outbox)
+        .expect("opens the outbox")
+        .head()
+        .await
+        .expect("head");
+    on_broker.saturating_sub(stored)
+}
+
 /// What a scenario's run saw, for the checks.
 struct Run {
     /// Every acknowledged publish.
     published: Vec<(String, u64)>,
+    /// In the relay scenario: entries on the broker beyond the events stored.
+    relay_duplicates: Option<u64>,
     paused_at: u128,
     resumed_at: u128,
     /// The keys worker-a handled just before it was stopped.
@@ -392,6 +474,16 @@ fn scenario(backend: Backend) -> String {
             let path = dir.path().join("shared.db").display().to_string();
             (Box::new(dir), path)
         }
+        Backend::Relay => {
+            let server = RedisServer::start().expect("redis-server starts");
+            let dir = tempfile::tempdir().expect("temporary directory");
+            let url = format!(
+                "{};{}",
+                server.url(),
+                dir.path().join("outbox.db").display()
+            );
+            (Box::new((server, dir)), url)
+        }
     };
     let dir = tempfile::tempdir().expect("temporary directory");
     let log: PathBuf = dir.path().join("handled.log");
@@ -406,9 +498,13 @@ fn run(backend: Backend, url: &str, log: &Path) -> Run {
     let runtime = runtime();
     // The group exists (from the beginning) before anything is published.
     let a = Worker::start(backend, url, log, "worker-a");
+    if backend == Backend::Relay {
+        // Worker-a relays: the one to be stopped.
+        runtime.block_on(relay_held_by(url, "worker-a"));
+    }
     let b = Worker::start(backend, url, log, "worker-b");
     let bus = runtime
-        .block_on(backend.bus(url, "publisher"))
+        .block_on(backend.publisher(url))
         .expect("publisher connects");
     let stop = Arc::new(AtomicBool::new(false));
     let acknowledged: Arc<Mutex<Vec<(String, u64)>>> = Arc::default();
@@ -434,6 +530,10 @@ fn run(backend: Backend, url: &str, log: &Path) -> Run {
         .map(|line| line.key.clone())
         .collect();
     std::thread::sleep(LEASE * 3);
+    if backend == Backend::Relay {
+        // Worker-b relays now: what was published during the pause reached the broker.
+        runtime.block_on(relay_held_by(url, "worker-b"));
+    }
     let resumed_at = unix_nanos();
     a.signal("CONT");
     let took_over = read_log(log)
@@ -473,8 +573,10 @@ fn run(backend: Backend, url: &str, log: &Path) -> Run {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    let relay_duplicates = (backend == Backend::Relay).then(|| runtime.block_on(duplicates(url)));
     Run {
         published,
+        relay_duplicates,
         paused_at,
         resumed_at,
         a_keys,
@@ -536,11 +638,23 @@ fn check(backend: Backend, lines: &[Line], run: &Run) -> String {
         "{}: no stale write of the stopped worker was refused (fenced {a_fenced}, refused {a_refused})",
         backend.name()
     );
+    // A relay stopped mid-forward sends at most that one batch late (256 events); after
+    // its resume it forwards nothing, its lease being another's.
+    let relayed_twice = match run.relay_duplicates {
+        Some(duplicates) => {
+            assert!(
+                duplicates <= 256,
+                "{duplicates} events forwarded twice: the stopped relay went on forwarding"
+            );
+            format!("; {duplicates} events forwarded twice by the relays")
+        }
+        None => String::new(),
+    };
     format!(
         "{} published, {} handed to handlers {by_worker:?}, {repeated} repeated; \
          during the pause worker-b handled {} events of worker-a's keys; \
          worker-a after SIGCONT: {a_refused} stale writes refused, {a_fenced} deliveries \
-         dropped unhandled (worker-b: {b_refused} refused, {b_fenced} dropped)",
+         dropped unhandled (worker-b: {b_refused} refused, {b_fenced} dropped){relayed_twice}",
         run.published.len(),
         lines.len(),
         run.took_over
