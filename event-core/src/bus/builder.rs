@@ -211,7 +211,10 @@ impl EventBusBuilder {
     /// handled). See [`StoreGroups`] for the shard count and the lease time.
     ///
     /// On PostgreSQL, each process's pumps wake at once when another process appends
-    /// (`LISTEN`/`NOTIFY`); polling stays as the fallback. Without this setting, a
+    /// (`LISTEN`/`NOTIFY`); polling stays as the fallback. On one SQLite file shared by the
+    /// processes of a machine, a process stopped inside a write holds SQLite's writer lock,
+    /// and the others' writes wait until it resumes: share PostgreSQL where a paused
+    /// process must not stall the rest. Without this setting, a
     /// subscription name is one consumer: two processes running it both handle every event.
     ///
     /// [`shutdown`](EventBus::shutdown) then leaves each group: the process stops reading,
