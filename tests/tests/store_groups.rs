@@ -491,3 +491,102 @@ async fn wait_for_finds_a_reply_another_process_stored() {
     asker.shutdown().await;
     responder.shutdown().await;
 }
+
+/// A shard whose key a dead letter holds back (ordered dead letters) still passes to a new
+/// member, within a lease of being given up: the new owner reads the held-back events again,
+/// holds them behind the stored letter, and handles them in order once it is redelivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shard_held_back_by_a_dead_letter_still_passes_to_a_new_member() {
+    use event_core::SubscriptionOptions;
+    use event_core::transport::shard_of;
+
+    let db = Db::postgres();
+    // With members a and b, b's shards are the odd ones: a key of an odd shard moves.
+    let key = (0..1_000)
+        .map(|n| format!("k{n}"))
+        .find(|key| shard_of(key, SHARDS) % 2 == 1)
+        .expect("a key of an odd shard");
+    let fixed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let handled = Arc::new(Handled::default());
+    let subscribe = |bus: &EventBus, member: &'static str| {
+        let fixed = Arc::clone(&fixed);
+        let handled = Arc::clone(&handled);
+        bus.subscribe_with::<Ticked, _, _>(
+            "billing",
+            &SubscriptionOptions::new().ordered_dead_letters(),
+            move |env| {
+                let ok = fixed.load(SeqCst) || env.payload.seq != 0;
+                if ok {
+                    handled
+                        .by_member
+                        .lock()
+                        .unwrap()
+                        .entry(member.to_owned())
+                        .or_default()
+                        .push((env.payload.key.clone(), env.payload.seq));
+                    handled.count.fetch_add(1, SeqCst);
+                }
+                async move {
+                    if ok {
+                        Ok(())
+                    } else {
+                        Err(HandlerError::permanent("account locked"))
+                    }
+                }
+            },
+        )
+        .expect("subscribes");
+    };
+    let a = db.member("member-a").await;
+    subscribe(&a, "member-a");
+    db.settled("billing", &["member-a"]).await;
+    for seq in 0..3 {
+        a.publish(Ticked {
+            key: key.clone(),
+            seq,
+        })
+        .await
+        .expect("publishes");
+    }
+    let started = Instant::now();
+    while a.dead_letters().await.is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no dead letter"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let b = db.member("member-b").await;
+    subscribe(&b, "member-b");
+    db.settled("billing", &["member-a", "member-b"]).await;
+    let shard = format!("group/billing/shard/{}", shard_of(&key, SHARDS));
+    assert_eq!(
+        db.owners("billing").await.get(&shard).map(String::as_str),
+        Some("member-b"),
+        "the shard of {key}, held back by a dead letter, passed to member-b"
+    );
+    assert_eq!(
+        handled.count.load(SeqCst),
+        0,
+        "events 1 and 2 wait behind 0"
+    );
+
+    fixed.store(true, SeqCst);
+    let letters = b.dead_letters().await;
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    b.redeliver(&letters[0]).await.expect("redelivers");
+    eventually(
+        Duration::from_secs(10),
+        "0, 1, 2 handled by member-b",
+        || handled.count.load(SeqCst) >= 3,
+    )
+    .await;
+    let by_b: Vec<u64> = handled.by_member.lock().unwrap()["member-b"]
+        .iter()
+        .map(|(_, seq)| *seq)
+        .collect();
+    assert_eq!(by_b, [0, 1, 2]);
+    a.shutdown().await;
+    b.shutdown().await;
+}

@@ -177,11 +177,11 @@ impl EventBusBuilder {
     }
 
     /// With a store and a transport: how long the outbox relay's lease in the store runs
-    /// without renewal (default 10 s). One bus among those sharing a store relays; when it
-    /// dies, another takes over within this time.
+    /// without renewal (default 10 s, at most a day). One bus among those sharing a store
+    /// relays; when it dies, another takes over within this time.
     #[must_use]
     pub fn relay_lease(mut self, lease: Duration) -> Self {
-        self.config.relay_lease = lease;
+        self.config.relay_lease = lease.min(Duration::from_secs(24 * 3600));
         self
     }
 
@@ -221,7 +221,11 @@ impl EventBusBuilder {
     /// settles what it read, saves each shard's checkpoint and gives its leases up, so the
     /// others take its shards at once; what is stored and unread stays for them.
     /// [`replay`](EventBus::replay) is not available on a consumer group
-    /// ([`ReplayError::ConsumerGroup`](crate::ReplayError::ConsumerGroup)).
+    /// ([`ReplayError::ConsumerGroup`](crate::ReplayError::ConsumerGroup)), and a dead
+    /// letter is best redelivered by the process that owns its key's shard (another process
+    /// handles it beside the owner, which holds the key's later events back until it
+    /// restarts, with ordered dead letters). With a [transport](Self::transport) too, the
+    /// broker's consumer groups are used and this setting does nothing.
     ///
     /// ```
     /// # #[cfg(feature = "sqlite")]

@@ -105,8 +105,9 @@ pub struct MetricsSnapshot {
     pub fenced: u64,
     /// Writes of this process refused because the lease they were made under had passed to
     /// another owner (it ran out while this process was paused, say): an acknowledgement, a
-    /// dead letter, a shard's checkpoint, the outbox relay's position. Each is the new
-    /// owner's to make.
+    /// dead letter, a shard's checkpoint or inbox claim, the outbox relay's position (or a
+    /// batch it did not publish, its lease having run out since it read it). Each is the
+    /// new owner's to make.
     pub refused: u64,
     /// Deliveries enqueued or running, not yet delivered or dead-lettered.
     pub in_flight: u64,

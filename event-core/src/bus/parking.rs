@@ -102,6 +102,12 @@ impl Parking {
         next
     }
 
+    /// Lets go of the keys `forget` picks (those of a shard given up): their dead letters'
+    /// holds and what waits behind them, which the shard's next owner reads again.
+    pub(crate) fn forget(&self, forget: impl Fn(&str) -> bool) {
+        self.blocked().retain(|key, _| !forget(key));
+    }
+
     /// Whether a dead letter holds `key` back.
     pub(crate) fn is_blocked(&self, key: &str) -> bool {
         self.blocked().contains_key(key)

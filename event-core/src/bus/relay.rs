@@ -81,7 +81,8 @@ pub(crate) async fn relay(
         tokio::select! {
             () = &mut appended => {}
             () = tokio::time::sleep(wait) => {}
-            _ = stop.changed() => {}
+            // Err: the bus was dropped without a shutdown; stop with it.
+            changed = stop.changed() => if changed.is_err() { break; }
         }
     }
     if let Err(error) = store.release_lease(LEASE, &remote.consumer).await {

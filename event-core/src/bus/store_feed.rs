@@ -142,6 +142,17 @@ impl Durable {
         }
     }
 
+    /// The checkpoint in the store. A shard's that was never saved starts from the
+    /// subscription's own, if it has one: a subscription that becomes a consumer group goes
+    /// on where it was instead of reading everything again.
+    async fn stored_checkpoint(&self) -> Result<Position, StoreError> {
+        let store = &self.backing.store;
+        match store.checkpoint(&self.checkpoint).await? {
+            0 if self.shard.is_some() => store.checkpoint(&self.name).await,
+            position => Ok(position),
+        }
+    }
+
     /// Nothing dispatched is left unsettled.
     pub(crate) fn idle(&self) -> bool {
         self.progress().in_flight.is_empty()
@@ -358,7 +369,8 @@ pub(crate) async fn pump(
             tokio::select! {
                 () = &mut appended => {}
                 () = tokio::time::sleep(backing.poll_interval) => {}
-                _ = stop.changed() => {}
+                // Err: the bus was dropped without a shutdown; stop with it.
+                changed = stop.changed() => if changed.is_err() { return; }
             }
             continue;
         }
@@ -393,7 +405,7 @@ async fn start(
         }
         let loaded = match letters {
             Err(error) => Err(error),
-            Ok(_) => store.checkpoint(&durable.checkpoint).await,
+            Ok(_) => durable.stored_checkpoint().await,
         };
         let loaded = match loaded {
             Ok(position) => durable.write_checkpoint(position).await.map(|_| position),
@@ -467,7 +479,8 @@ async fn dispatch(
     for event in batch {
         // A shard whose lease ran out (this process was paused, say) is read no further:
         // its member drops it, and its new owner reads it.
-        if durable.shard.as_ref().is_some_and(|shard| !shard.holds()) {
+        if let Some(shard) = durable.shard.as_ref().filter(|shard| !shard.holds()) {
+            shard.lose();
             return None;
         }
         let position = event.position;
@@ -481,19 +494,18 @@ async fn dispatch(
             continue;
         }
         let lane = route.lane(&event.envelope)?;
-        // Counted before the pump says it read this far, for `shutdown`'s check.
+        // Room first: a pump stopped while it waits (a consumer group's shard lost) has
+        // counted nothing. Counted before the pump says it read this far, for
+        // `shutdown`'s check.
+        let permit = lane.reserve().await.ok()?;
         shared.metrics.in_flight.fetch_add(1, Relaxed);
         durable.progress().dispatched(position);
-        let delivery = Delivery {
+        permit.send(Delivery {
             position: Some(position),
             replay: position <= replay_until,
             shard: durable.shard.is_some().then(|| Arc::clone(durable)),
             ..Delivery::in_memory(published::raw(event.envelope))
-        };
-        if lane.send(delivery).await.is_err() {
-            shared.finished();
-            return None;
-        }
+        });
     }
     last
 }

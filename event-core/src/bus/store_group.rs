@@ -16,8 +16,10 @@
 //! of its events are written only under the owner's token, in the same atomic write
 //! ([`Store::save_checkpoint_fenced`], [`Store::claim_fenced`]), a pump reads a shard only
 //! while its lease holds, and a lane hands a delivery to its handler only while the lease
-//! holds: a member paused past its lease neither handles what its successor handles nor
-//! marks it handled nor moves the shard's checkpoint.
+//! holds: a member paused past its lease does not hand its successor's events to a handler,
+//! mark them handled or move the shard's checkpoint. (A handler already running when the
+//! lease runs out runs on beside the successor: nothing can stop it midway; its claim is
+//! refused, so the successor handles that event again.)
 //!
 //! [`Store::save_checkpoint_fenced`]: crate::store::Store::save_checkpoint_fenced
 //! [`Store::claim_fenced`]: crate::store::Store::claim_fenced
@@ -79,11 +81,12 @@ impl StoreGroups {
         self
     }
 
-    /// How long a lease runs without renewal (default 10 s): a dead member's shards pass
-    /// to the others within this time. Renewed every third of it.
+    /// How long a lease runs without renewal (default 10 s; at least 30 ms, at most a
+    /// day): a dead member's shards pass to the others within this time. Renewed every
+    /// third of it.
     #[must_use]
     pub fn lease(mut self, lease: Duration) -> Self {
-        self.lease = lease.max(Duration::from_millis(30));
+        self.lease = lease.clamp(Duration::from_millis(30), Duration::from_secs(24 * 3600));
         self
     }
 }
@@ -107,11 +110,15 @@ pub(crate) struct ShardLease {
 impl ShardLease {
     /// Whether the event is of this shard.
     pub(crate) fn covers<P>(&self, envelope: &Envelope<P>) -> bool {
-        let shard = match envelope.partition_key() {
-            Some(key) => shard_of(key, self.shards),
-            None => shard_of(&envelope.id.to_string(), self.shards),
-        };
-        shard == self.shard
+        match envelope.partition_key() {
+            Some(key) => self.covers_key(key),
+            None => self.covers_key(&envelope.id.to_string()),
+        }
+    }
+
+    /// Whether events with this partition key are of this shard.
+    pub(crate) fn covers_key(&self, key: &str) -> bool {
+        shard_of(key, self.shards) == self.shard
     }
 
     /// The name of the shard's checkpoint for `subscription`.
@@ -150,7 +157,8 @@ impl ShardLease {
         !self.lost.load(Relaxed) && Instant::now() < self.expires()
     }
 
-    fn lose(&self) {
+    /// Marks the lease gone for good: the lanes drop what they hold of the shard.
+    pub(crate) fn lose(&self) {
         self.lost.store(true, Relaxed);
     }
 
@@ -173,8 +181,10 @@ struct Owned {
     durable: Arc<Durable>,
     stop: watch::Sender<bool>,
     pump: JoinHandle<()>,
-    /// Given up: its pump stopped; released once what it read is settled.
-    leaving: bool,
+    /// Given up at this time: its pump stops; released once what it read is settled, or
+    /// after a lease at most (what a dead letter holds back of it is then let go: the new
+    /// owner reads it again and holds it back behind the stored letter).
+    leaving: Option<Instant>,
 }
 
 /// One member of the consumer group `route.name`, until `stop`: keeps its leases, runs a
@@ -202,7 +212,8 @@ pub(crate) async fn run(
         let tick = tokio::time::sleep(groups.lease / 3);
         tokio::select! {
             () = tick => {}
-            _ = stop.changed() => {}
+            // Err: the bus was dropped without a shutdown; stop with it.
+            changed = stop.changed() => if changed.is_err() { break; }
         }
         if *stop.borrow() {
             break;
@@ -291,26 +302,37 @@ impl Member {
             }
         }
 
+        // A pump that ended by itself found its lease run out: the shard is lost.
+        let ended: Vec<u32> = self
+            .owned
+            .iter()
+            .filter(|(_, owned)| owned.leaving.is_none() && owned.pump.is_finished())
+            .map(|(shard, _)| *shard)
+            .collect();
+        for shard in ended {
+            self.drop_lost(shard);
+        }
+
         // Give up what is no longer ours, once what was read of it is settled.
         for (shard, owned) in &mut self.owned {
-            if !desired.contains(shard) && !owned.leaving {
-                owned.leaving = true;
+            if !desired.contains(shard) && owned.leaving.is_none() {
+                owned.leaving = Some(started);
                 owned.stop.send_replace(true);
             }
         }
         let leaving: Vec<u32> = self
             .owned
             .iter()
-            .filter(|(_, owned)| owned.leaving && owned.pump.is_finished() && owned.durable.idle())
+            .filter(|(_, owned)| {
+                owned.leaving.is_some_and(|since| {
+                    owned.pump.is_finished() && (owned.durable.idle() || since.elapsed() >= lease)
+                })
+            })
             .map(|(shard, _)| *shard)
             .collect();
         for shard in leaving {
             if let Some(owned) = self.owned.remove(&shard) {
-                owned.durable.save_checkpoint().await;
-                owned.lease.lose();
-                store
-                    .release_lease(&self.shard_lease(shard), &self.consumer)
-                    .await?;
+                self.give_up(shard, &owned).await?;
             }
         }
 
@@ -330,11 +352,17 @@ impl Member {
     /// This member's share of the shards among the live `members`; none when they
     /// disagree on the shard count.
     fn desired(&self, members: &[crate::store::LeaseInfo]) -> Vec<u32> {
+        let prefix = format!("{}member/", self.prefix());
         let mut names: Vec<&str> = Vec::with_capacity(members.len());
         for member in members {
             let Some((name, shards)) = member.holder.rsplit_once(" shards=") else {
                 continue;
             };
+            // Only this group's members: not those of a group whose name starts with
+            // this one's and `/member/`.
+            if member.name.strip_prefix(&prefix) != Some(name) {
+                continue;
+            }
             if shards != self.groups.shards.to_string() {
                 tracing::error!(
                     group = %self.route.name,
@@ -392,7 +420,7 @@ impl Member {
                 durable,
                 stop,
                 pump,
-                leaving: false,
+                leaving: None,
             },
         );
     }
@@ -407,8 +435,47 @@ impl Member {
         }
     }
 
-    /// Leaves the group: stops the pumps, waits until nothing is in flight, saves each
-    /// shard's checkpoint and releases the leases, so that the others take over at once.
+    /// Saves a shard's checkpoint and releases its lease, letting go of what a dead letter
+    /// holds back of it (its new owner reads that again).
+    async fn give_up(&self, shard: u32, owned: &Owned) -> Result<(), StoreError> {
+        owned.durable.save_checkpoint().await;
+        owned.lease.lose();
+        if let Some(parking) = &self.route.parking {
+            parking.forget(|key| owned.lease.covers_key(key));
+        }
+        self.backing
+            .store
+            .release_lease(&self.shard_lease(shard), &self.consumer)
+            .await
+    }
+
+    /// Renews the leases held, as a round does, while the member drains at `leave`.
+    async fn renew(&mut self) {
+        let store = Arc::clone(&self.backing.store);
+        let started = Instant::now();
+        for (shard, owned) in &self.owned {
+            match store
+                .lease(&self.shard_lease(*shard), &self.consumer, self.groups.lease)
+                .await
+            {
+                Ok(Some(token)) if token == owned.lease.fence.token => {
+                    *owned
+                        .lease
+                        .expires
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner) = started + self.groups.lease;
+                }
+                Ok(_) => owned.lease.lose(),
+                Err(error) => {
+                    tracing::warn!(%error, shard, "shard lease not renewed while leaving");
+                }
+            }
+        }
+    }
+
+    /// Leaves the group: stops the pumps, waits until nothing is in flight (renewing the
+    /// leases meanwhile), saves each shard's checkpoint and releases the leases, so that the
+    /// others take over at once.
     async fn leave(mut self) {
         for owned in self.owned.values() {
             owned.stop.send_replace(true);
@@ -416,20 +483,27 @@ impl Member {
         for owned in self.owned.values_mut() {
             let _ = (&mut owned.pump).await;
         }
-        self.shared.wait_idle().await;
-        let store = Arc::clone(&self.backing.store);
+        let idle = Arc::clone(&self.shared);
+        let idle = idle.wait_idle();
+        tokio::pin!(idle);
+        loop {
+            tokio::select! {
+                () = &mut idle => break,
+                () = tokio::time::sleep(self.groups.lease / 3) => self.renew().await,
+            }
+        }
         for (shard, owned) in std::mem::take(&mut self.owned) {
-            owned.durable.save_checkpoint().await;
-            owned.lease.lose();
-            if let Err(error) = store
-                .release_lease(&self.shard_lease(shard), &self.consumer)
-                .await
-            {
+            if let Err(error) = self.give_up(shard, &owned).await {
                 tracing::warn!(%error, shard, "shard lease not released; it runs out instead");
             }
         }
         let member_lease = format!("{}member/{}", self.prefix(), self.consumer);
-        if let Err(error) = store.release_lease(&member_lease, &self.holder()).await {
+        if let Err(error) = self
+            .backing
+            .store
+            .release_lease(&member_lease, &self.holder())
+            .await
+        {
             tracing::warn!(%error, "member lease not released; it runs out instead");
         }
     }

@@ -60,7 +60,7 @@ impl EventBus {
     }
 
     /// Subscribes `name` to the events of the union `U`, handed to `handler` up to `max` at
-    /// a time: a lane's events in the order they arrived, so one partition key's events stay
+    /// a time (a `max` of 0 counts as 1): a lane's events in the order they arrived, so one partition key's events stay
     /// in order within a batch and across batches. A batch holds what has arrived by the time
     /// the lane is free, so under light load it is often one event.
     ///

@@ -237,7 +237,8 @@ async fn listen_store(
                 tokio::select! {
                     () = &mut appended => {}
                     () = tokio::time::sleep(backing.poll_interval) => {}
-                    _ = stop.changed() => {}
+                    // Err: the bus was dropped without a shutdown; stop with it.
+                    changed = stop.changed() => if changed.is_err() { return; }
                 }
             }
             Err(error) => {

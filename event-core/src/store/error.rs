@@ -145,6 +145,14 @@ pub enum StoreError {
         #[source]
         source: Arc<serde_json::Error>,
     },
+    /// The store does not implement this operation (a `Store` written before it existed):
+    /// consumer groups on a shared store need `leases`, `save_checkpoint_fenced` and
+    /// `claim_fenced`.
+    #[error("this store does not support `{operation}`")]
+    Unsupported {
+        /// The `Store` method.
+        operation: &'static str,
+    },
     /// A timeline cursor that no store produced. Pass back a page's `next_cursor` unchanged.
     #[error("invalid timeline cursor {cursor:?}: pass back a page's `next_cursor` unchanged")]
     InvalidCursor {

@@ -12,6 +12,17 @@ pub struct LeaseInfo {
     pub token: u64,
 }
 
+impl LeaseInfo {
+    /// A lease as listed; stores build them.
+    pub fn new(name: impl Into<String>, holder: impl Into<String>, token: u64) -> Self {
+        LeaseInfo {
+            name: name.into(),
+            holder: holder.into(),
+            token,
+        }
+    }
+}
+
 /// The condition of a fenced write: `holder` holds the lease `lease` with `token`, and the
 /// lease has not run out. A holder that lost the lease (it ran out while the holder was
 /// paused, and another took it with a larger token) has its writes refused.

@@ -255,7 +255,13 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// The leases whose name starts with `prefix` and that run now, by name: the live
     /// members of a consumer group, say.
-    fn leases<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<LeaseInfo>, StoreError>>;
+    ///
+    /// The default answers [`StoreError::Unsupported`], as the other methods that consumer
+    /// groups need, for stores written before them.
+    fn leases<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<LeaseInfo>, StoreError>> {
+        let _ = prefix;
+        unsupported("leases")
+    }
 
     /// [`save_checkpoint`](Self::save_checkpoint), only while `fence` holds (its holder holds
     /// its lease, with its token, and the lease runs), checked in the same atomic write:
@@ -266,7 +272,10 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         subscription: &'a str,
         position: Position,
         fence: &'a Fence,
-    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let _ = (subscription, position, fence);
+        unsupported("save_checkpoint_fenced")
+    }
 
     /// [`claim`](Self::claim), only while `fence` holds, checked in the same atomic write:
     /// `Ok(None)` and nothing written when it does not, else `Ok(Some(claimed))`. A worker
@@ -276,7 +285,10 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         subscription: &'a str,
         event_id: Uuid,
         fence: &'a Fence,
-    ) -> BoxFuture<'a, Result<Option<bool>, StoreError>>;
+    ) -> BoxFuture<'a, Result<Option<bool>, StoreError>> {
+        let _ = (subscription, event_id, fence);
+        unsupported("claim_fenced")
+    }
 
     /// Asks the store to wake `wake` (`notify_waiters`) whenever another process, or another
     /// connection, commits an append, so that pumps read at once rather than at their next
@@ -288,6 +300,13 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Counters of the store's work since it was opened.
     fn stats(&self) -> StoreStats;
+}
+
+/// What a `Store` method that a store does not implement answers.
+fn unsupported<'a, T: Send + 'a>(operation: &'static str) -> BoxFuture<'a, Result<T, StoreError>> {
+    Box::pin(std::future::ready(Err(StoreError::Unsupported {
+        operation,
+    })))
 }
 
 /// The limit a store applies to `read` and timeline pages: at least 1, at most 10 000.

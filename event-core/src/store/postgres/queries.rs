@@ -206,15 +206,15 @@ pub(crate) const LEASE: &str = "INSERT INTO event_store_leases AS l (name, holde
      WHERE l.holder = excluded.holder OR l.expires_at <= now() \
      RETURNING l.token";
 
-/// Ends the lease `$1` if holder `$2` holds it: the row stays, with its token, and an expiry
-/// in the past.
 /// The leases whose name starts with `$1` that run now: name, holder, token.
 pub(crate) const LEASES: &str = "SELECT name, holder, token FROM event_store_leases \
      WHERE starts_with(name, $1) AND expires_at > now() ORDER BY name";
 
 /// Moves checkpoint `$1` forward to `$2` only while holder `$4` holds lease `$3` with
-/// token `$5`: one statement, so a stale holder's save after another took the lease over
-/// writes nothing (no row affected).
+/// token `$5`: one statement, so a stale holder's save that starts after another took the
+/// lease over writes nothing (no row affected). One that started just before may still land
+/// (the lease row is not locked): harmless, a checkpoint only moves forward, and the new
+/// owner's saves are past it.
 pub(crate) const SAVE_CHECKPOINT_FENCED: &str = "INSERT INTO event_store_checkpoints (subscription, position) \
      SELECT $1, $2 WHERE EXISTS (SELECT 1 FROM event_store_leases \
      WHERE name = $3 AND holder = $4 AND token = $5 AND expires_at > now()) \
@@ -229,5 +229,7 @@ pub(crate) const CLAIM_FENCED: &str = "WITH held AS (SELECT EXISTS (SELECT 1 FRO
      SELECT $1, $2 FROM held WHERE ok ON CONFLICT DO NOTHING RETURNING 1) \
      SELECT (SELECT ok FROM held), (SELECT count(*) FROM claimed)";
 
+/// Ends the lease `$1` if holder `$2` holds it: the row stays, with its token, and an expiry
+/// in the past.
 pub(crate) const RELEASE_LEASE: &str = "UPDATE event_store_leases \
      SET expires_at = '-infinity' WHERE name = $1 AND holder = $2 AND expires_at > now()";

@@ -103,8 +103,8 @@ impl Shared {
         })
     }
 
-    /// The streams to read: every topic of every shard held and not being released.
-    /// The streams to read: those of the shards held and not about to run out (as
+    /// The streams to read (every topic) of the shards held, not being released and not
+    /// about to run out (as
     /// [`holds_token`](Self::holds_token) counts), each with how long its lease still
     /// holds. A read blocks no longer than that: a blocked `XREADGROUP` waits on the
     /// server even while this process is paused, and must not take entries for it after
