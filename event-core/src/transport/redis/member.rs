@@ -209,6 +209,35 @@ pub(super) async fn create_groups(
     Ok(())
 }
 
+/// A read on the member's connection within `limit`: an error or a timeout marks the
+/// connection lost (opened again with backoff).
+async fn bounded(
+    reader: &mut Reader,
+    broker: &str,
+    what: &'static str,
+    limit: Duration,
+    read: impl Future<Output = redis::RedisResult<Value>>,
+) -> Result<Value, TransportError> {
+    match tokio::time::timeout(limit, read).await {
+        Ok(Ok(reply)) => Ok(reply),
+        Ok(Err(error)) => {
+            let error = map_error(broker, what, &error);
+            if error.is_unavailable() {
+                reader.lost(error.clone());
+            }
+            Err(error)
+        }
+        Err(elapsed) => {
+            let error = TransportError::Unavailable {
+                broker: broker.to_owned(),
+                source: Arc::new(elapsed),
+            };
+            reader.lost(error.clone());
+            Err(error)
+        }
+    }
+}
+
 /// The dedicated connection of a member's reads, reconnecting with backoff.
 #[derive(Default)]
 struct Reader {
@@ -420,50 +449,28 @@ impl RedisMember {
                 deadline.saturating_duration_since(Instant::now()),
                 Duration::min,
             );
-            let mut command = redis::cmd("XREADGROUP");
-            command
-                .arg("GROUP")
-                .arg(&self.shared.spec.group)
-                .arg(&self.shared.spec.consumer)
-                .arg("COUNT")
-                .arg(max);
-            if !replaying && remaining >= Duration::from_millis(1) {
-                command.arg("BLOCK").arg(lease::millis(remaining));
-            }
-            command.arg("STREAMS");
+            // Read under the leases, atomically: a member whose lease ran out takes nothing.
+            let group = self.shared.spec.group.as_str();
+            let mut read = scripts::READ.prepare_invoke();
+            read.arg(group).arg(&self.shared.spec.consumer).arg(max);
             for stream in &streams {
-                command.arg(&stream.key);
-            }
-            for stream in &streams {
-                command.arg(stream.cursor.as_deref().unwrap_or(">"));
+                read.key(self.shared.inner.lease_key(group, stream.shard))
+                    .key(&stream.key)
+                    .arg(self.shared.value(stream.token))
+                    .arg(stream.cursor.as_deref().unwrap_or(">"));
             }
             let mut guard = ReadGuard::new(&self.shared, &streams);
-            let reply = tokio::time::timeout(
-                remaining + Duration::from_secs(5),
-                command.query_async::<Value>(&mut conn),
+            let reply = bounded(
+                &mut reader,
+                &self.shared.inner.broker,
+                "XREADGROUP",
+                Duration::from_secs(5),
+                read.invoke_async::<Value>(&mut conn),
             )
-            .await;
-            let reply = match reply {
-                Ok(Ok(reply)) => reply,
-                Ok(Err(error)) => {
-                    let error = map_error(&self.shared.inner.broker, "XREADGROUP", &error);
-                    if error.is_unavailable() {
-                        reader.lost(error.clone());
-                    }
-                    return Err(error);
-                }
-                Err(elapsed) => {
-                    let error = TransportError::Unavailable {
-                        broker: self.shared.inner.broker.clone(),
-                        source: Arc::new(elapsed),
-                    };
-                    reader.lost(error.clone());
-                    return Err(error);
-                }
-            };
+            .await?;
+            let (read, last) = reply::fenced_read(reply);
             let mut received = Vec::new();
-            let mut replies: HashMap<String, Vec<Entry>> =
-                reply::streams(reply).into_iter().collect();
+            let mut replies: HashMap<String, Vec<Entry>> = read.into_iter().collect();
             for stream in &streams {
                 let entries = replies.remove(&stream.key).unwrap_or_default();
                 self.take(stream, entries, replaying, &mut received).await?;
@@ -474,6 +481,25 @@ impl RedisMember {
             reader.buffer.extend(rest);
             if !received.is_empty() || Instant::now() >= deadline {
                 return Ok(received);
+            }
+            // Nothing new: wait for an entry after the last of each stream, with `XREAD`,
+            // which takes nothing (a blocked `XREADGROUP` would take an entry even for a
+            // member paused past its lease meanwhile). Then read again under the leases.
+            if !replaying && !last.is_empty() && remaining >= Duration::from_millis(1) {
+                let mut wait = redis::cmd("XREAD");
+                wait.arg("BLOCK")
+                    .arg(lease::millis(remaining))
+                    .arg("STREAMS");
+                let (keys, ids): (Vec<String>, Vec<String>) = last.into_iter().unzip();
+                wait.arg(keys).arg(ids);
+                bounded(
+                    &mut reader,
+                    &self.shared.inner.broker,
+                    "XREAD",
+                    remaining + Duration::from_secs(5),
+                    wait.query_async::<Value>(&mut conn),
+                )
+                .await?;
             }
         }
     }

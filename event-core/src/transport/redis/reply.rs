@@ -86,3 +86,19 @@ pub(super) fn streams(value: Value) -> Vec<(String, Vec<Entry>)> {
             .collect(),
     }
 }
+
+/// The reply of the fenced read script (`scripts::READ`): the entries per stream read, and
+/// when none came, the last entry id of each stream, to wait after.
+pub(super) fn fenced_read(value: Value) -> (Vec<(String, Vec<Entry>)>, Vec<(String, String)>) {
+    let mut parts = items(value).into_iter();
+    let read = parts.next().map(streams).unwrap_or_default();
+    let mut flat = parts.next().map(items).unwrap_or_default().into_iter();
+    let mut last = Vec::new();
+    while let (Some(key), Some(id)) = (flat.next(), flat.next()) {
+        let text = |value| bytes(value).and_then(|b| String::from_utf8(b).ok());
+        if let (Some(key), Some(id)) = (text(key), text(id)) {
+            last.push((key, id));
+        }
+    }
+    (read, last)
+}

@@ -78,6 +78,43 @@ return redis.call('XACK', KEYS[2], ARGV[2], ARGV[3])
     )
 });
 
+/// Reads a member's streams under its leases, in one atomic step: `XREADGROUP` (never
+/// blocking) of the streams whose lease is still the member's with the token given, so a
+/// member whose lease ran out (paused past it, say) takes no entry another member owns now.
+/// Returns the `XREADGROUP` reply (nil when nothing was read) and, when nothing was read,
+/// the last entry id of each stream read ("0-0" for an empty one), for the caller's
+/// `XREAD BLOCK` to wait after.
+///
+/// `KEYS` pairs: lease, stream; `ARGV[1]` group, `ARGV[2]` consumer, `ARGV[3]` count, then
+/// pairs: `consumer|token`, id to read after (`>` for new entries).
+pub(super) static READ: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local streams, ids = {}, {}
+for i = 1, #KEYS, 2 do
+  local n = (i + 1) / 2
+  if redis.call('GET', KEYS[i]) == ARGV[2 + 2 * n] then
+    streams[#streams + 1] = KEYS[i + 1]
+    ids[#ids + 1] = ARGV[3 + 2 * n]
+  end
+end
+if #streams == 0 then return {false, {}} end
+local args = {'XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3], 'STREAMS'}
+for _, key in ipairs(streams) do args[#args + 1] = key end
+for _, id in ipairs(ids) do args[#args + 1] = id end
+local reply = redis.call(unpack(args))
+if reply then return {reply, {}} end
+local last = {}
+for _, key in ipairs(streams) do
+  local newest = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)
+  last[#last + 1] = key
+  last[#last + 1] = newest[1] and newest[1][1] or '0-0'
+end
+return {false, last}
+",
+    )
+});
+
 /// Dead-letters an entry under a lease whose token is still the one given (whoever the
 /// consumer): appends the fields to the dead stream and acknowledges the entry. 1, or -1
 /// when fenced.
