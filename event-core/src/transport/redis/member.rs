@@ -468,7 +468,7 @@ impl RedisMember {
                 read.invoke_async::<Value>(&mut conn),
             )
             .await?;
-            let (read, last) = reply::fenced_read(reply);
+            let reply::FencedRead { read, last } = reply::fenced_read(reply);
             let mut received = Vec::new();
             let mut replies: HashMap<String, Vec<Entry>> = read.into_iter().collect();
             for stream in &streams {

@@ -87,9 +87,16 @@ pub(super) fn streams(value: Value) -> Vec<(String, Vec<Entry>)> {
     }
 }
 
-/// The reply of the fenced read script (`scripts::READ`): the entries per stream read, and
-/// when none came, the last entry id of each stream, to wait after.
-pub(super) fn fenced_read(value: Value) -> (Vec<(String, Vec<Entry>)>, Vec<(String, String)>) {
+/// What the fenced read script (`scripts::READ`) answered.
+pub(super) struct FencedRead {
+    /// The entries per stream read.
+    pub(super) read: Vec<(String, Vec<Entry>)>,
+    /// When none came, the last entry id of each stream, to wait after.
+    pub(super) last: Vec<(String, String)>,
+}
+
+/// The reply of the fenced read script.
+pub(super) fn fenced_read(value: Value) -> FencedRead {
     let mut parts = items(value).into_iter();
     let read = parts.next().map(streams).unwrap_or_default();
     let mut flat = parts.next().map(items).unwrap_or_default().into_iter();
@@ -100,5 +107,5 @@ pub(super) fn fenced_read(value: Value) -> (Vec<(String, Vec<Entry>)>, Vec<(Stri
             last.push((key, id));
         }
     }
-    (read, last)
+    FencedRead { read, last }
 }
