@@ -1,6 +1,7 @@
 //! The bus on Redis Streams against raw redis-rs commands writing the same bytes, on a
 //! `redis-server` this benchmark starts itself (`tests::redis_server`: loopback, a free port,
-//! `appendonly yes`, `appendfsync always`).
+//! `appendonly yes`), switched to `appendfsync everysec` for the run (`BENCH_APPENDFSYNC=always`
+//! keeps every write's fsync, whose time on a shared disk swamps the comparison).
 //!
 //! Every row runs its two contenders in alternation, `ROUNDS` times, each round on fresh
 //! streams, and prints the median of the per-round throughput ratios (bus ÷ raw, higher is
@@ -465,6 +466,18 @@ fn main() {
         .build()
         .expect("runtime");
     runtime.block_on(async {
+        // With `appendfsync always` each write waits for an fsync, whose time on a shared
+        // disk varies more than what is measured (rounds swung 0.4× to 1.5×): the rows
+        // compare the two clients' paths with the disk out of the way.
+        let fsync = std::env::var("BENCH_APPENDFSYNC").unwrap_or_else(|_| "everysec".to_owned());
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("appendfsync")
+            .arg(&fsync)
+            .query_async(&mut raw_connection(&url).await)
+            .await
+            .expect("sets appendfsync");
+        println!("redis_transport: appendfsync {fsync} (BENCH_APPENDFSYNC=always to change)");
         let mut rows: Vec<(&str, Vec<f64>)> = Vec::new();
         let mut sequential = Vec::new();
         let mut concurrent = Vec::new();

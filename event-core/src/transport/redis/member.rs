@@ -1,6 +1,7 @@
 //! A member of a consumer group: its leases, its reads (on a connection of its own, since a
 //! blocking XREADGROUP would stall every other command on a shared one), its fenced acks.
 
+use super::acks::Acks;
 use super::reply::{self, Entry};
 use super::{Inner, lease, map_error, scripts, type_matches};
 use crate::envelope::RawEnvelope;
@@ -352,6 +353,7 @@ pub(super) struct RedisMember {
     shared: Arc<Shared>,
     task: AbortHandle,
     reader: tokio::sync::Mutex<Reader>,
+    acks: Acks,
 }
 
 impl std::fmt::Debug for RedisMember {
@@ -410,6 +412,7 @@ impl RedisMember {
             shared,
             task,
             reader: tokio::sync::Mutex::new(Reader::default()),
+            acks: Acks::default(),
         })
     }
 
@@ -691,8 +694,7 @@ impl RedisMember {
     }
 
     async fn ack(&self, entry: &EntryRef) -> Result<(), TransportError> {
-        let ours = self.fenced_ack(entry).await?;
-        self.shared.settled(entry);
+        let ours = self.acks.ack(&self.shared, entry).await?;
         if ours {
             Ok(())
         } else {

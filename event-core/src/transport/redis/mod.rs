@@ -13,6 +13,7 @@
 //! | `{prefix}:group:{group}:lease:{shard}` | string | `{consumer}\|{token}`, expiring with the lease |
 //! | `{prefix}:group:{group}:fence:{shard}` | counter | the last fencing token handed out |
 
+mod acks;
 mod admin;
 mod dead;
 mod lease;

@@ -65,15 +65,16 @@ return 0
     )
 });
 
-/// Acknowledges an entry under a lease still ours: the XACK count, or -1 when fenced.
+/// Acknowledges entries of one stream under a lease still ours: the XACK count, or -1
+/// when fenced.
 ///
 /// `KEYS[1]` lease, `KEYS[2]` stream; `ARGV[1]` `consumer|token`, `ARGV[2]` group,
-/// `ARGV[3]` entry id.
+/// `ARGV[3..]` entry ids.
 pub(super) static ACK: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
-return redis.call('XACK', KEYS[2], ARGV[2], ARGV[3])
+return redis.call('XACK', KEYS[2], ARGV[2], unpack(ARGV, 3))
 ",
     )
 });
