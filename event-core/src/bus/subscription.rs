@@ -200,7 +200,7 @@ impl<H: Handler> Worker<H> {
         let dead = if handled_before {
             self.shared.metrics.deduplicated.fetch_add(1, Relaxed);
             if let Some(receipt) = &delivery.receipt {
-                receipt.ack(&self.shared.metrics).await;
+                receipt.ack_later(&self.shared);
             }
             false
         } else {
@@ -223,7 +223,7 @@ impl<H: Handler> Worker<H> {
                     durable.claim(delivery).await;
                 }
                 if let Some(receipt) = &delivery.receipt {
-                    receipt.ack(&self.shared.metrics).await;
+                    receipt.ack_later(&self.shared);
                 }
                 false
             }
@@ -449,7 +449,7 @@ impl<H: BatchHandler> Worker<H> {
             match (&self.transport, &self.durable) {
                 (Some(_), _) => {
                     if let Some(receipt) = &delivery.receipt {
-                        receipt.ack(&self.shared.metrics).await;
+                        receipt.ack_later(&self.shared);
                     }
                 }
                 (None, Some(durable)) => delivery.place(durable).finish(delivery, true).await,

@@ -64,6 +64,14 @@ impl Receipt {
         }
     }
 
+    /// Acknowledges a handled entry without holding the caller (the lane goes on with its
+    /// next delivery): the acknowledgement runs on a task of its own, and coalesces with
+    /// the others under way. A member that leaves waits for those first.
+    pub(crate) fn ack_later(&self, shared: &Arc<Shared>) {
+        let (receipt, shared) = (self.clone(), Arc::clone(shared));
+        tokio::spawn(async move { receipt.ack(&shared.metrics).await });
+    }
+
     /// Acknowledges a handled entry. A refused acknowledgement (the shard passed to another
     /// member) means the entry is handled again there: at least once; it is counted in
     /// `metrics`.

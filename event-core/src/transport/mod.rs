@@ -353,8 +353,8 @@ pub trait Member: Send + Sync + std::fmt::Debug {
     /// out again, before anything newer of that shard.
     fn abandon(&self, entry: &EntryRef);
 
-    /// Leaves the group: stops renewing, waits for nothing, and releases its leases so that
-    /// the others take its shards at once.
+    /// Leaves the group: waits (a bounded time) for the acknowledgements under way, stops
+    /// renewing, and releases its leases so that the others take its shards at once.
     fn leave(&self) -> BoxFuture<'_, ()>;
 }
 

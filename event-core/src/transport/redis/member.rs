@@ -74,6 +74,14 @@ impl Shared {
     }
 
     /// An entry acknowledged (here or by a dead letter).
+    /// Whether entries received under a lease held are still unacknowledged.
+    fn unsettled(&self) -> bool {
+        self.state()
+            .leases
+            .values()
+            .any(|lease| !lease.outstanding.is_empty())
+    }
+
     pub(super) fn settled(&self, entry: &EntryRef) {
         if let Some(lease) = self
             .state()
@@ -708,6 +716,17 @@ impl RedisMember {
     }
 
     async fn leave(&self) {
+        // Entries read ahead and not handed out stay pending here: the next owner claims
+        // them. Acknowledgements still under way go first (at most a lease): a lease
+        // released before them would have them refused, and their entries handled again.
+        let buffered = std::mem::take(&mut self.reader.lock().await.buffer);
+        for received in &buffered {
+            self.shared.settled(&received.entry);
+        }
+        let deadline = Instant::now() + self.shared.inner.lease;
+        while Instant::now() < deadline && self.shared.unsettled() {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
         self.task.abort();
         let inner = &self.shared.inner;
         let group = self.shared.spec.group.as_str();
