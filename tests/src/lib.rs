@@ -1,8 +1,10 @@
 //! Workspace-level integration tests: see `tests/*.rs` and the trybuild cases in `ui/`.
 //!
 //! The library holds what several tests (and benchmarks) share: [`postgres_server`] starts a
-//! throwaway PostgreSQL server, [`redis_server`] a throwaway Redis server.
+//! throwaway PostgreSQL server, [`redis_server`] a throwaway Redis server, and [`handled`]
+//! records what the members of a consumer group handled.
 
+pub mod handled;
 pub mod postgres_server;
 pub mod redis_server;
 

@@ -12,9 +12,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tests::handled::Handled;
 use tests::postgres_server::PostgresServer;
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
@@ -156,59 +157,15 @@ async fn eventually(limit: Duration, what: &str, mut check: impl FnMut() -> bool
     }
 }
 
-/// What each member handled: (key, seq) by member.
-#[derive(Default)]
-struct Handled {
-    by_member: Mutex<BTreeMap<String, Vec<(String, u64)>>>,
-    count: AtomicU64,
-}
-
-impl Handled {
-    fn subscribe(self: &Arc<Self>, bus: &EventBus, group: &str, member: &str) {
-        let handled = Arc::clone(self);
-        let member = member.to_owned();
-        bus.subscribe_event::<Ticked, _, _>(group, move |env| {
-            handled
-                .by_member
-                .lock()
-                .unwrap()
-                .entry(member.clone())
-                .or_default()
-                .push((env.payload.key.clone(), env.payload.seq));
-            handled.count.fetch_add(1, SeqCst);
-            async { Ok(()) }
-        })
-        .expect("subscribes");
-    }
-
-    fn all(&self) -> Vec<(String, u64)> {
-        self.by_member
-            .lock()
-            .unwrap()
-            .values()
-            .flatten()
-            .cloned()
-            .collect()
-    }
-
-    /// Each key's events in order, each once, every key handled by one member only.
-    fn assert_in_order_once(&self, events: usize) {
-        let all = self.all();
-        let distinct: HashSet<&(String, u64)> = all.iter().collect();
-        assert_eq!(all.len(), events, "each event handled once");
-        assert_eq!(distinct.len(), events);
-        let mut owner_of: HashMap<String, String> = HashMap::new();
-        for (member, handled) in self.by_member.lock().unwrap().iter() {
-            let mut last: HashMap<&str, u64> = HashMap::new();
-            for (key, seq) in handled {
-                if let Some(previous) = last.insert(key, *seq) {
-                    assert!(*seq > previous, "key {key}: {seq} handled after {previous}");
-                }
-                let owner = owner_of.entry(key.clone()).or_insert(member.clone());
-                assert_eq!(owner, member, "key {key} handled by two members");
-            }
-        }
-    }
+/// Subscribes `member`'s bus to `group`, recording what it handles.
+fn subscribe(handled: &Arc<Handled>, bus: &EventBus, group: &str, member: &str) {
+    let handled = Arc::clone(handled);
+    let member = member.to_owned();
+    bus.subscribe_event::<Ticked, _, _>(group, move |env| {
+        handled.record(&member, &env.payload.key, env.payload.seq);
+        async { Ok(()) }
+    })
+    .expect("subscribes");
 }
 
 async fn publish_keys(bus: &EventBus, keys: u64, per_key: u64) {
@@ -232,31 +189,27 @@ async fn competing_consumers(db: &Db) {
     let audit = db.member("member-audit").await;
     let billing = Arc::new(Handled::default());
     let audited = Arc::new(Handled::default());
-    billing.subscribe(&a, "billing", "member-a");
-    billing.subscribe(&b, "billing", "member-b");
-    audited.subscribe(&audit, "audit", "member-audit");
+    subscribe(&billing, &a, "billing", "member-a");
+    subscribe(&billing, &b, "billing", "member-b");
+    subscribe(&audited, &audit, "audit", "member-audit");
     db.settled("billing", &["member-a", "member-b"]).await;
 
     publish_keys(&a, 20, 10).await;
     eventually(
         Duration::from_secs(20),
         "200 events handled by billing",
-        || billing.count.load(SeqCst) >= 200,
+        || billing.count() >= 200,
     )
     .await;
     eventually(
         Duration::from_secs(20),
         "200 events handled by audit",
-        || audited.count.load(SeqCst) >= 200,
+        || audited.count() >= 200,
     )
     .await;
     tokio::time::sleep(LEASE).await;
     billing.assert_in_order_once(200);
-    assert_eq!(
-        billing.by_member.lock().unwrap().len(),
-        2,
-        "both members handled events"
-    );
+    assert_eq!(billing.by_member().len(), 2, "both members handled events");
     audited.assert_in_order_once(200);
     for bus in [&a, &b, &audit] {
         bus.shutdown().await;
@@ -330,9 +283,9 @@ async fn a_dead_members_shards_and_unsettled_events_pass_to_the_survivor() {
     drop(doomed);
 
     let handled = Arc::new(Handled::default());
-    handled.subscribe(&survivor, "worker", "member-survivor");
+    subscribe(&handled, &survivor, "worker", "member-survivor");
     eventually(LEASE * 8, "the survivor handles all 16 events", || {
-        handled.count.load(SeqCst) >= 16
+        handled.count() >= 16
     })
     .await;
     assert!(died_at.elapsed() < LEASE * 8, "takeover too slow");
@@ -348,19 +301,19 @@ async fn a_member_that_shuts_down_hands_its_shards_over() {
     let a = db.member("member-a").await;
     let b = db.member("member-b").await;
     let handled = Arc::new(Handled::default());
-    handled.subscribe(&a, "billing", "member-a");
-    handled.subscribe(&b, "billing", "member-b");
+    subscribe(&handled, &a, "billing", "member-a");
+    subscribe(&handled, &b, "billing", "member-b");
     db.settled("billing", &["member-a", "member-b"]).await;
     publish_keys(&a, 8, 5).await;
     eventually(Duration::from_secs(10), "40 events handled", || {
-        handled.count.load(SeqCst) >= 40
+        handled.count() >= 40
     })
     .await;
     a.shutdown().await;
     db.settled("billing", &["member-b"]).await;
     publish_keys(&b, 8, 5).await;
     eventually(Duration::from_secs(10), "80 events handled", || {
-        handled.count.load(SeqCst) >= 80
+        handled.count() >= 80
     })
     .await;
     tokio::time::sleep(LEASE / 2).await;
@@ -372,7 +325,7 @@ async fn a_member_that_shuts_down_hands_its_shards_over() {
         "publish_keys twice gives 40 distinct (key, seq)"
     );
     assert_eq!(all.len(), 80, "nothing handled twice");
-    let by_b = handled.by_member.lock().unwrap()["member-b"].len();
+    let by_b = handled.by_member()["member-b"].len();
     assert!(by_b >= 40, "member-b handled all the later events: {by_b}");
     b.shutdown().await;
 }
@@ -383,12 +336,12 @@ async fn a_member_that_shuts_down_hands_its_shards_over() {
 async fn a_member_with_another_shard_count_takes_no_shard() {
     let db = Db::postgres();
     let a = db.member("member-a").await;
-    Arc::new(Handled::default()).subscribe(&a, "billing", "member-a");
+    subscribe(&Arc::default(), &a, "billing", "member-a");
     db.settled("billing", &["member-a"]).await;
     let odd = db
         .bus("member-odd", SHARDS * 2, Duration::from_millis(50))
         .await;
-    Arc::new(Handled::default()).subscribe(&odd, "billing", "member-odd");
+    subscribe(&Arc::default(), &odd, "billing", "member-odd");
     tokio::time::sleep(LEASE * 2).await;
     let owners = db.owners("billing").await;
     assert!(
@@ -421,17 +374,17 @@ async fn postgres_wakes_other_processes_pumps_with_notify() {
             .poll_interval(slow_poll)
             .build();
         let handled = Arc::new(Handled::default());
-        handled.subscribe(&consumer, name, name);
+        subscribe(&handled, &consumer, name, name);
         // The pump has read the store once and waits.
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let before = handled.count.load(SeqCst);
+        let before = handled.count();
         publish_keys(&publisher, 1, 1).await;
         let sent = Instant::now();
         let limit = Duration::from_secs(3);
-        while handled.count.load(SeqCst) == before && sent.elapsed() < limit {
+        while handled.count() == before && sent.elapsed() < limit {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        let woke = handled.count.load(SeqCst) > before;
+        let woke = handled.count() > before;
         assert_eq!(
             woke,
             listening,
@@ -517,14 +470,7 @@ async fn a_shard_held_back_by_a_dead_letter_still_passes_to_a_new_member() {
             move |env| {
                 let ok = fixed.load(SeqCst) || env.payload.seq != 0;
                 if ok {
-                    handled
-                        .by_member
-                        .lock()
-                        .unwrap()
-                        .entry(member.to_owned())
-                        .or_default()
-                        .push((env.payload.key.clone(), env.payload.seq));
-                    handled.count.fetch_add(1, SeqCst);
+                    handled.record(member, &env.payload.key, env.payload.seq);
                 }
                 async move {
                     if ok {
@@ -566,11 +512,7 @@ async fn a_shard_held_back_by_a_dead_letter_still_passes_to_a_new_member() {
         Some("member-b"),
         "the shard of {key}, held back by a dead letter, passed to member-b"
     );
-    assert_eq!(
-        handled.count.load(SeqCst),
-        0,
-        "events 1 and 2 wait behind 0"
-    );
+    assert_eq!(handled.count(), 0, "events 1 and 2 wait behind 0");
 
     fixed.store(true, SeqCst);
     let letters = b.dead_letters().await;
@@ -579,10 +521,10 @@ async fn a_shard_held_back_by_a_dead_letter_still_passes_to_a_new_member() {
     eventually(
         Duration::from_secs(10),
         "0, 1, 2 handled by member-b",
-        || handled.count.load(SeqCst) >= 3,
+        || handled.count() >= 3,
     )
     .await;
-    let by_b: Vec<u64> = handled.by_member.lock().unwrap()["member-b"]
+    let by_b: Vec<u64> = handled.by_member()["member-b"]
         .iter()
         .map(|(_, seq)| *seq)
         .collect();

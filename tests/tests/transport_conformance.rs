@@ -15,11 +15,12 @@ use event_core::{
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tests::handled::Handled;
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
 #[event(name = "conformance.ticked", version = 1)]
@@ -118,46 +119,22 @@ async fn pending(bus: &EventBus, group: &str) -> u64 {
         .sum()
 }
 
-/// Records what each member handled: event key and seq, by member.
-#[derive(Default)]
-struct Handled {
-    by_member: Mutex<BTreeMap<String, Vec<(String, u64)>>>,
-    count: AtomicU64,
-}
-
-impl Handled {
-    fn subscribe(self: &Arc<Self>, bus: &EventBus, group: &str, member: &str) {
-        let handled = Arc::clone(self);
-        let member = member.to_owned();
-        bus.subscribe_with::<Ticked, _, _>(
-            group,
-            &SubscriptionOptions::new()
-                .concurrency(4)
-                .start_from(StartFrom::Beginning),
-            move |env| {
-                handled
-                    .by_member
-                    .lock()
-                    .unwrap()
-                    .entry(member.clone())
-                    .or_default()
-                    .push((env.payload.key.clone(), env.payload.seq));
-                handled.count.fetch_add(1, SeqCst);
-                async { Ok(()) }
-            },
-        )
-        .expect("subscribes");
-    }
-
-    fn all(&self) -> Vec<(String, u64)> {
-        self.by_member
-            .lock()
-            .unwrap()
-            .values()
-            .flatten()
-            .cloned()
-            .collect()
-    }
+/// Subscribes `member`'s bus to `group` from the beginning, 4 lanes, recording what it
+/// handles.
+fn subscribe(handled: &Arc<Handled>, bus: &EventBus, group: &str, member: &str) {
+    let handled = Arc::clone(handled);
+    let member = member.to_owned();
+    bus.subscribe_with::<Ticked, _, _>(
+        group,
+        &SubscriptionOptions::new()
+            .concurrency(4)
+            .start_from(StartFrom::Beginning),
+        move |env| {
+            handled.record(&member, &env.payload.key, env.payload.seq);
+            async { Ok(()) }
+        },
+    )
+    .expect("subscribes");
 }
 
 async fn publish_keys(bus: &EventBus, keys: u64, per_key: u64) {
@@ -182,9 +159,9 @@ async fn competing_consumers<B: Broker>(broker: &B) {
     let audit = bus(broker.transport(&prefix).await, "member-audit");
     let billing = Arc::new(Handled::default());
     let audited = Arc::new(Handled::default());
-    billing.subscribe(&a, "billing", "member-a");
-    billing.subscribe(&b, "billing", "member-b");
-    audited.subscribe(&audit, "audit", "member-audit");
+    subscribe(&billing, &a, "billing", "member-a");
+    subscribe(&billing, &b, "billing", "member-b");
+    subscribe(&audited, &audit, "audit", "member-audit");
     settled(&a, "billing", &["member-a", "member-b"]).await;
     settled(&a, "audit", &["member-audit"]).await;
 
@@ -192,13 +169,13 @@ async fn competing_consumers<B: Broker>(broker: &B) {
     eventually(
         Duration::from_secs(20),
         "200 events handled by billing",
-        || billing.count.load(SeqCst) >= 200,
+        || billing.count() >= 200,
     )
     .await;
     eventually(
         Duration::from_secs(20),
         "200 events handled by audit",
-        || audited.count.load(SeqCst) >= 200,
+        || audited.count() >= 200,
     )
     .await;
     tokio::time::sleep(LEASE).await;
@@ -207,7 +184,7 @@ async fn competing_consumers<B: Broker>(broker: &B) {
     let distinct: HashSet<&(String, u64)> = handled.iter().collect();
     assert_eq!(handled.len(), 200, "each event handled once in the group");
     assert_eq!(distinct.len(), 200);
-    let per_member = billing.by_member.lock().unwrap().clone();
+    let per_member = billing.by_member();
     assert_eq!(
         per_member.len(),
         2,
@@ -233,16 +210,16 @@ async fn order_per_key<B: Broker>(broker: &B) {
     let a = bus(broker.transport(&prefix).await, "member-a");
     let b = bus(broker.transport(&prefix).await, "member-b");
     let handled = Arc::new(Handled::default());
-    handled.subscribe(&a, "projector", "member-a");
-    handled.subscribe(&b, "projector", "member-b");
+    subscribe(&handled, &a, "projector", "member-a");
+    subscribe(&handled, &b, "projector", "member-b");
     settled(&a, "projector", &["member-a", "member-b"]).await;
     publish_keys(&a, 10, 30).await;
     eventually(Duration::from_secs(20), "300 events handled", || {
-        handled.count.load(SeqCst) >= 300
+        handled.count() >= 300
     })
     .await;
     let mut last: HashMap<String, u64> = HashMap::new();
-    for events in handled.by_member.lock().unwrap().values() {
+    for events in handled.by_member().values() {
         for (key, seq) in events {
             if let Some(previous) = last.insert(key.clone(), *seq) {
                 assert!(*seq > previous, "key {key}: {seq} handled after {previous}");
@@ -323,9 +300,9 @@ async fn dead_member_failover<B: Broker>(broker: &B) {
     runtime.shutdown_background();
     drop(doomed);
 
-    handled.subscribe(&survivor, "worker", "member-survivor");
+    subscribe(&handled, &survivor, "worker", "member-survivor");
     eventually(LEASE * 8, "the survivor handles all 16 events", || {
-        handled.count.load(SeqCst) >= 16
+        handled.count() >= 16
     })
     .await;
     let took = died_at.elapsed();
@@ -419,11 +396,11 @@ async fn start_position<B: Broker>(broker: &B) {
     let publisher = bus(broker.transport(&prefix).await, "publisher");
     // A group that exists makes the topic and shards exist.
     let early = Arc::new(Handled::default());
-    early.subscribe(&publisher, "early", "publisher");
+    subscribe(&early, &publisher, "early", "publisher");
     settled(&publisher, "early", &["publisher"]).await;
     publish_keys(&publisher, 4, 1).await;
     eventually(Duration::from_secs(10), "4 events handled", || {
-        early.count.load(SeqCst) >= 4
+        early.count() >= 4
     })
     .await;
 
@@ -470,13 +447,13 @@ async fn broker_restart<B: Broker>(broker: &B) {
     let prefix = prefix("restart");
     let a = bus(broker.transport(&prefix).await, "member-a");
     let handled = Arc::new(Handled::default());
-    handled.subscribe(&a, "survives", "member-a");
+    subscribe(&handled, &a, "survives", "member-a");
     settled(&a, "survives", &["member-a"]).await;
     publish_keys(&a, 2, 1).await;
     eventually(
         Duration::from_secs(10),
         "2 handled before the restart",
-        || handled.count.load(SeqCst) >= 2,
+        || handled.count() >= 2,
     )
     .await;
 
@@ -525,11 +502,11 @@ async fn introspection<B: Broker>(broker: &B) {
     let prefix = prefix("info");
     let a = bus(broker.transport(&prefix).await, "member-a");
     let handled = Arc::new(Handled::default());
-    handled.subscribe(&a, "inspected", "member-a");
+    subscribe(&handled, &a, "inspected", "member-a");
     settled(&a, "inspected", &["member-a"]).await;
     publish_keys(&a, 5, 2).await;
     eventually(Duration::from_secs(10), "10 handled", || {
-        handled.count.load(SeqCst) >= 10
+        handled.count() >= 10
     })
     .await;
     let info = a
@@ -680,7 +657,7 @@ async fn outbox_relay<B: Broker>(broker: &B) {
         .consumer_name("consumer")
         .build();
     let handled = Arc::new(Handled::default());
-    handled.subscribe(&consumer, "projection", "consumer");
+    subscribe(&handled, &consumer, "projection", "consumer");
     settled(&consumer, "projection", &["consumer"]).await;
 
     for (i, publisher) in publishers.iter().enumerate() {
@@ -717,7 +694,7 @@ async fn outbox_relay<B: Broker>(broker: &B) {
     eventually(
         Duration::from_secs(20),
         "41 events relayed and handled",
-        || handled.count.load(SeqCst) >= 41,
+        || handled.count() >= 41,
     )
     .await;
     let info = consumer
@@ -745,7 +722,7 @@ async fn outbox_relay<B: Broker>(broker: &B) {
         || consumer.metrics().deduplicated >= 41,
     )
     .await;
-    assert_eq!(handled.count.load(SeqCst), 41, "each event handled once");
+    assert_eq!(handled.count(), 41, "each event handled once");
     let mut last: HashMap<String, u64> = HashMap::new();
     for (key, seq) in handled.all() {
         if let Some(previous) = last.insert(key.clone(), seq) {
@@ -771,7 +748,7 @@ async fn undecodable_events<B: Broker>(broker: &B) {
         .consumer_name("member-a")
         .build();
     let handled = Arc::new(Handled::default());
-    handled.subscribe(&bus, "strict", "member-a");
+    subscribe(&handled, &bus, "strict", "member-a");
     settled(&bus, "strict", &["member-a"]).await;
     let good = event_core::Envelope::new(Ticked {
         key: "k1".into(),
@@ -790,7 +767,7 @@ async fn undecodable_events<B: Broker>(broker: &B) {
         bus.publish_raw(envelope).await.expect("published");
     }
     eventually(Duration::from_secs(10), "the good event handled", || {
-        handled.count.load(SeqCst) == 1
+        handled.count() == 1
     })
     .await;
     let started = Instant::now();
@@ -822,11 +799,11 @@ async fn retention<B: Broker>(broker: &B) {
     let prefix = prefix("trim");
     let reader = bus(broker.transport(&prefix).await, "member-a");
     let handled = Arc::new(Handled::default());
-    handled.subscribe(&reader, "reader", "member-a");
+    subscribe(&handled, &reader, "reader", "member-a");
     settled(&reader, "reader", &["member-a"]).await;
     publish_keys(&reader, 4, 5).await;
     eventually(Duration::from_secs(10), "20 handled", || {
-        handled.count.load(SeqCst) >= 20
+        handled.count() >= 20
     })
     .await;
     // A group whose handler is stuck on its first event: it has acknowledged nothing.
@@ -906,7 +883,7 @@ async fn batch_handlers<B: Broker>(broker: &B) {
     // The topic exists once a group does; the events wait for the batch group, which
     // starts from the beginning.
     let early = Arc::new(Handled::default());
-    early.subscribe(&publisher, "early", "publisher");
+    subscribe(&early, &publisher, "early", "publisher");
     settled(&publisher, "early", &["publisher"]).await;
     publish_keys(&publisher, 10, 20).await;
 
@@ -1099,7 +1076,7 @@ async fn paused_relay_is_fenced<B: Broker>(broker: &B) {
         .consumer_name("consumer")
         .build();
     let handled = Arc::new(Handled::default());
-    handled.subscribe(&consumer, "projection", "consumer");
+    subscribe(&handled, &consumer, "projection", "consumer");
     settled(&consumer, "projection", &["consumer"]).await;
 
     // The stale relay takes the lease with its first publish, and forwards.
@@ -1134,7 +1111,7 @@ async fn paused_relay_is_fenced<B: Broker>(broker: &B) {
         .build();
     publish(&successor, 20).await;
     eventually(LEASE * 8, "the successor forwards all 30", || {
-        handled.count.load(SeqCst) >= 30
+        handled.count() >= 30
     })
     .await;
 
@@ -1155,7 +1132,7 @@ async fn paused_relay_is_fenced<B: Broker>(broker: &B) {
     publish(&successor, 30).await;
     publish(&stale, 40).await;
     eventually(Duration::from_secs(10), "50 events handled", || {
-        handled.count.load(SeqCst) >= 50
+        handled.count() >= 50
     })
     .await;
     tokio::time::sleep(LEASE).await;
@@ -1165,7 +1142,7 @@ async fn paused_relay_is_fenced<B: Broker>(broker: &B) {
         "the stale relay forwards nothing after its lease passed to another"
     );
     assert!(store.checkpoint("$relay").await.expect("position") >= position);
-    assert_eq!(handled.count.load(SeqCst), 50, "each event handled once");
+    assert_eq!(handled.count(), 50, "each event handled once");
     for bus in [&stale, &successor, &consumer] {
         bus.shutdown().await;
     }
