@@ -10,6 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 use tokio::sync::oneshot;
 
+/// How long an acknowledgement waits for another's flush before it flushes itself.
+const RETRY_FLUSH: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Whether an entry's acknowledgement was taken (`false`: fenced, the lease is another's).
 type Outcome = Result<bool, TransportError>;
 
@@ -38,17 +41,26 @@ impl Acks {
     /// Acknowledges `entry` under its lease, with whatever else is waiting: `Ok(false)`
     /// when the lease passed to another member.
     pub(super) async fn ack(&self, shared: &Shared, entry: &EntryRef) -> Outcome {
-        let (tx, rx) = oneshot::channel();
+        let (tx, mut rx) = oneshot::channel();
         self.queue().push((entry.clone(), tx));
-        self.flush(shared).await;
-        rx.await.unwrap_or_else(|_| {
-            Err(TransportError::Unavailable {
-                broker: shared.inner.broker.clone(),
-                source: std::sync::Arc::new(std::io::Error::other(
-                    "the acknowledgement's flush was cancelled",
-                )),
-            })
-        })
+        loop {
+            self.flush(shared).await;
+            // Another flush took it, or will: wait for it, and flush again now and then in
+            // case that flush was cancelled before it took this entry.
+            tokio::select! {
+                outcome = &mut rx => {
+                    return outcome.unwrap_or_else(|_| {
+                        Err(TransportError::Unavailable {
+                            broker: shared.inner.broker.clone(),
+                            source: std::sync::Arc::new(std::io::Error::other(
+                                "the acknowledgement's flush was cancelled",
+                            )),
+                        })
+                    });
+                }
+                () = tokio::time::sleep(RETRY_FLUSH) => {}
+            }
+        }
     }
 
     fn queue(&self) -> std::sync::MutexGuard<'_, Vec<Waiting>> {
