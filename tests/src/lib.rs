@@ -1,12 +1,28 @@
 //! Workspace-level integration tests: see `tests/*.rs` and the trybuild cases in `ui/`.
 //!
 //! The library holds what several tests (and benchmarks) share: [`postgres_server`] starts a
-//! throwaway PostgreSQL server, [`redis_server`] a throwaway Redis server, and [`handled`]
-//! records what the members of a consumer group handled.
+//! throwaway PostgreSQL server, [`redis_server`] a throwaway Redis server, [`handled`]
+//! records what the members of a consumer group handled, and [`eventually`] waits for a
+//! condition with a limit.
 
 pub mod handled;
 pub mod postgres_server;
 pub mod redis_server;
+
+use std::time::{Duration, Instant};
+
+/// Polls `check` every 20 ms until it holds.
+///
+/// # Panics
+///
+/// After `limit`, saying `what` did not happen.
+pub async fn eventually(limit: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !check() {
+        assert!(started.elapsed() < limit, "not within {limit:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
 
 /// The README's Rust examples, run as doctests so the quick start keeps compiling.
 #[doc = include_str!("../../README.md")]

@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::time::{Duration, Instant};
+use tests::eventually;
 use tests::handled::Handled;
 use tests::postgres_server::PostgresServer;
 
@@ -146,15 +147,6 @@ fn builder(member: &str, shards: u32, poll: Duration) -> event_core::EventBusBui
         .retry(RetryPolicy::never())
         .poll_interval(poll)
         .consumer_groups(StoreGroups::new().shards(shards).lease(LEASE))
-}
-
-/// Polls `check` every 20 ms until it holds, or fails the test after `limit`.
-async fn eventually(limit: Duration, what: &str, mut check: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !check() {
-        assert!(started.elapsed() < limit, "not within {limit:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// Subscribes `member`'s bus to `group`, recording what it handles.

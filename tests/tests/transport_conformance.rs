@@ -20,6 +20,7 @@ use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tests::eventually;
 use tests::handled::Handled;
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
@@ -55,15 +56,6 @@ fn bus(transport: impl Transport, member: &str) -> EventBus {
         .consumer_name(member)
         .retry(RetryPolicy::never())
         .build()
-}
-
-/// Polls `check` every 20 ms until it holds, or fails the test after `limit`.
-async fn eventually(limit: Duration, what: &str, mut check: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !check() {
-        assert!(started.elapsed() < limit, "not within {limit:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// Waits until the members of `group` have settled their shares: every shard owned, each

@@ -39,6 +39,21 @@ impl Delivery {
             .and_then(|durable| durable.shard.as_deref())
     }
 
+    /// Whether this process may still hand it to a handler: the lease of the shard it came
+    /// from (on a transport, or in a consumer group on a store) still holds. Waits while the
+    /// lease is about to run out and its renewal is late; true for a delivery of no shard.
+    pub(crate) async fn current(&self) -> bool {
+        if let Some(receipt) = &self.receipt
+            && !receipt.current().await
+        {
+            return false;
+        }
+        match self.lease() {
+            Some(lease) => lease.current().await,
+            None => true,
+        }
+    }
+
     /// Where it is settled in the store: its shard's place, or else the subscription's.
     pub(crate) fn place<'a>(&'a self, subscription: &'a Durable) -> &'a Durable {
         self.shard.as_deref().unwrap_or(subscription)

@@ -477,22 +477,23 @@ async fn dispatch(
     let replay_until = durable.progress().replay_until;
     let mut last = None;
     for event in batch {
-        // A shard whose lease ran out (this process was paused, say) is read no further:
-        // its member drops it, and its new owner reads it.
-        if let Some(shard) = durable.shard.as_ref().filter(|shard| !shard.holds()) {
-            shard.lose();
-            return None;
-        }
         let position = event.position;
-        last = Some(position);
         let theirs = durable
             .shard
             .as_ref()
             .is_some_and(|shard| !shard.covers(&event.envelope));
         if theirs || !route.matcher.matches(&event.envelope.event_type) {
+            last = Some(position);
             durable.progress().read_up_to = position;
             continue;
         }
+        // A shard whose lease ran out (this process was paused, say) is dispatched no
+        // further: its member drops it, and its new owner reads it.
+        if let Some(shard) = durable.shard.as_ref().filter(|shard| !shard.holds()) {
+            shard.lose();
+            return None;
+        }
+        last = Some(position);
         let lane = route.lane(&event.envelope)?;
         // Room first: a pump stopped while it waits (a consumer group's shard lost) has
         // counted nothing. Counted before the pump says it read this far, for

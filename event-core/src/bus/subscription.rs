@@ -131,12 +131,9 @@ impl<H: Handler> Worker<H> {
     /// Handles a delivery, or dead-letters it, and settles it where it came from; true when
     /// it was dead-lettered.
     async fn settle(&self, delivery: &Delivery) -> bool {
-        if let Some(transport) = &self.transport {
-            return self.settle_remote(&**transport, delivery).await;
-        }
-        if let Some(shard) = delivery.lease()
-            && !shard.current().await
-        {
+        // A delivery whose shard this process no longer owns is dropped unhandled: its new
+        // owner handles it, in order.
+        if !delivery.current().await {
             self.shared.metrics.fenced.fetch_add(1, Relaxed);
             tracing::warn!(
                 subscription = %self.name,
@@ -144,6 +141,9 @@ impl<H: Handler> Worker<H> {
                 "shard lease lost: not handled here, its owner handles it"
             );
             return false;
+        }
+        if let Some(transport) = &self.transport {
+            return self.settle_remote(&**transport, delivery).await;
         }
         let Some(durable) = &self.durable else {
             return match self.handle(&delivery.event).await {
@@ -176,22 +176,10 @@ impl<H: Handler> Worker<H> {
         dead
     }
 
-    /// [`settle`](Self::settle) on a bus with a transport: a delivery whose shard this
-    /// process no longer owns is dropped unhandled (its new owner handles it, in order); a
-    /// handled one is acknowledged; a failed one becomes a dead letter on the broker,
-    /// written and acknowledged in one step.
+    /// [`settle`](Self::settle) on a bus with a transport: a handled delivery is
+    /// acknowledged; a failed one becomes a dead letter on the broker, written and
+    /// acknowledged in one step.
     async fn settle_remote(&self, transport: &dyn Transport, delivery: &Delivery) -> bool {
-        if let Some(receipt) = &delivery.receipt
-            && !receipt.current().await
-        {
-            self.shared.metrics.fenced.fetch_add(1, Relaxed);
-            tracing::warn!(
-                subscription = %self.name,
-                event.id = %delivery.event.header().id,
-                "shard lease lost: not handled here, its owner handles it"
-            );
-            return false;
-        }
         // With a store too, its inbox drops what the relay forwarded twice.
         let handled_before = match &self.durable {
             Some(durable) => durable.handled_before(delivery).await,
@@ -392,14 +380,7 @@ impl<H: BatchHandler> Worker<H> {
         {
             return false;
         }
-        if let Some(receipt) = &delivery.receipt
-            && !receipt.current().await
-        {
-            return false;
-        }
-        if let Some(shard) = delivery.lease()
-            && !shard.current().await
-        {
+        if !delivery.current().await {
             return false;
         }
         match &self.durable {
