@@ -10,6 +10,12 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n== %s\n' "$*"; }
 
+# Keep the build small on disk: a full debug build of every test binary took 11 GB, enough to fill
+# a CI machine's disk. Line tables keep file:line in backtraces; incremental caches only help
+# rebuilds, which a one-shot run does not do.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+export CARGO_PROFILE_DEV_DEBUG="${CARGO_PROFILE_DEV_DEBUG:-line-tables-only}"
+
 step "install what the tests need"
 # The PostgreSQL store's tests start their own throwaway server from the Debian package's
 # binaries (tests/src/postgres_server.rs); they never use a server already running.
