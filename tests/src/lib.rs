@@ -1,11 +1,13 @@
 //! Workspace-level integration tests: see `tests/*.rs` and the trybuild cases in `ui/`.
 //!
 //! The library holds what several tests (and benchmarks) share: [`postgres_server`] starts a
-//! throwaway PostgreSQL server, [`redis_server`] a throwaway Redis server, [`handled`]
+//! throwaway PostgreSQL server, [`redis_server`] a throwaway Redis server, [`nats_server`] a
+//! throwaway NATS server with JetStream, [`handled`]
 //! records what the members of a consumer group handled, and [`eventually`] waits for a
 //! condition with a limit.
 
 pub mod handled;
+pub mod nats_server;
 pub mod postgres_server;
 pub mod redis_server;
 

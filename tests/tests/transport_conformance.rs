@@ -622,7 +622,7 @@ async fn wait_for_across_processes<B: Broker>(broker: &B) {
 /// broker's acknowledgement and the saved position) is deduplicated by consumers with a
 /// store; events appended in the caller's transaction are forwarded too.
 async fn outbox_relay<B: Broker>(broker: &B) {
-    use event_core::store::{SqliteStore, Store};
+    use event_core::store::SqliteStore;
 
     let prefix = prefix("relay");
     let dir = tempfile::tempdir().expect("temp dir");
@@ -702,18 +702,7 @@ async fn outbox_relay<B: Broker>(broker: &B) {
         .sum();
     assert_eq!(on_broker, 41, "one relay forwarded each event once");
 
-    // The relay forgets its position, as after a crash before saving it: it forwards
-    // everything again, and the consumer's inbox drops the duplicates.
-    let store = SqliteStore::open(&outbox).expect("opens");
-    store.reset_checkpoint("$relay", 0).await.expect("resets");
-    publishers[0].wake();
-    publishers[1].wake();
-    eventually(
-        Duration::from_secs(20),
-        "41 duplicates deduplicated",
-        || consumer.metrics().deduplicated >= 41,
-    )
-    .await;
+    relay_again(&outbox, &publishers, &consumer).await;
     assert_eq!(handled.count(), 41, "each event handled once");
     let mut last: HashMap<String, u64> = HashMap::new();
     for (key, seq) in handled.all() {
@@ -728,6 +717,49 @@ async fn outbox_relay<B: Broker>(broker: &B) {
         publisher.shutdown().await;
     }
     consumer.shutdown().await;
+}
+
+/// The relay forgets its position, as after a crash before saving it: it forwards
+/// everything again. Each duplicate is dropped on the way: by the broker (JetStream's
+/// `Nats-Msg-Id` window) or by the consumer's inbox (Redis keeps every entry).
+async fn relay_again(outbox: &std::path::Path, publishers: &[EventBus], consumer: &EventBus) {
+    use event_core::store::{SqliteStore, Store};
+
+    let store = SqliteStore::open(outbox).expect("opens");
+    store.reset_checkpoint("$relay", 0).await.expect("resets");
+    publishers[0].wake();
+    publishers[1].wake();
+    let head = store.head().await.expect("head");
+    let started = Instant::now();
+    while store.checkpoint("$relay").await.expect("checkpoint") < head {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the relay never forwarded everything again"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let info = consumer
+        .transport_info()
+        .await
+        .expect("info")
+        .expect("a transport");
+    let on_broker = info
+        .topics
+        .iter()
+        .flat_map(|t| t.shards.iter())
+        .map(|s| s.length)
+        .sum::<u64>()
+        - 41;
+    eventually(
+        Duration::from_secs(20),
+        "every duplicate that reached the broker deduplicated by the inbox",
+        || consumer.metrics().deduplicated >= on_broker,
+    )
+    .await;
+    assert!(
+        on_broker == 0 || on_broker == 41,
+        "the broker kept all duplicates or none: {on_broker}"
+    );
 }
 
 /// Envelopes read from the broker that the subscription cannot decode (a version newer than
@@ -1264,5 +1296,64 @@ async fn redis_broker_restart() {
         }
     }
     let own = Own(tests::redis_server::RedisServer::start().expect("starts redis-server"));
+    broker_restart(&own).await;
+}
+
+/// NATS JetStream, on a `nats-server -js` of this test process's own.
+mod nats_broker {
+    use super::{Broker, LEASE};
+    use event_core::transport::NatsTransport;
+    use tests::nats_server::NatsServer;
+
+    pub(super) struct Nats;
+
+    impl Broker for Nats {
+        type T = NatsTransport;
+
+        async fn transport(&self, prefix: &str) -> NatsTransport {
+            NatsTransport::builder(NatsServer::shared().url())
+                .prefix(prefix)
+                .shards(4)
+                .lease(LEASE)
+                .connect()
+                .await
+                .expect("connects")
+        }
+
+        fn kill(&self) {
+            NatsServer::shared().kill();
+        }
+
+        fn restart(&self) {
+            NatsServer::shared().restart();
+        }
+    }
+}
+
+conformance!(nats, nats_broker::Nats);
+
+/// The restart case needs a server of its own: the others share one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_broker_restart() {
+    struct Own(tests::nats_server::NatsServer);
+    impl Broker for Own {
+        type T = event_core::transport::NatsTransport;
+        async fn transport(&self, prefix: &str) -> Self::T {
+            event_core::transport::NatsTransport::builder(self.0.url())
+                .prefix(prefix)
+                .shards(4)
+                .lease(LEASE)
+                .connect()
+                .await
+                .expect("connects")
+        }
+        fn kill(&self) {
+            self.0.kill();
+        }
+        fn restart(&self) {
+            self.0.restart();
+        }
+    }
+    let own = Own(tests::nats_server::NatsServer::start().expect("starts nats-server"));
     broker_restart(&own).await;
 }

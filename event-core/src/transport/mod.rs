@@ -23,12 +23,16 @@
 mod error;
 mod info;
 
+#[cfg(feature = "nats")]
+mod nats;
 #[cfg(feature = "redis")]
 mod redis;
 
 pub use error::TransportError;
 pub use info::{ConsumerInfo, GroupInfo, ShardInfo, TopicInfo, TransportInfo};
 
+#[cfg(feature = "nats")]
+pub use self::nats::{NatsTransport, NatsTransportBuilder};
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisTransport, RedisTransportBuilder};
 
@@ -396,8 +400,91 @@ pub fn consumer_name() -> String {
     )
 }
 
+/// The topic of an event type: `main` for every event, or with `by_context` the first
+/// dot-separated segment of its name (`order.created` goes to topic `order`).
+#[cfg(any(feature = "redis", feature = "nats"))]
+pub(crate) fn topic_of(by_context: bool, event_type: &str) -> &str {
+    if by_context {
+        event_type
+            .split('.')
+            .next()
+            .filter(|t| !t.is_empty())
+            .unwrap_or("main")
+    } else {
+        "main"
+    }
+}
+
+/// A broker URL without credentials (each of a comma-separated list).
+#[cfg(any(feature = "redis", feature = "nats"))]
+pub(crate) fn redact_url(url: &str) -> String {
+    url.split(',')
+        .map(|url| {
+            let Some((scheme, rest)) = url.split_once("://") else {
+                return url.to_owned();
+            };
+            let authority_end = rest.find('/').unwrap_or(rest.len());
+            match rest[..authority_end].rfind('@') {
+                Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+                None => url.to_owned(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Whether a group reading `pattern` reads `event_type` (`*` matches one dot-separated
+/// segment, or every remaining one at the end).
+#[cfg(any(feature = "redis", feature = "nats"))]
+pub(crate) fn type_matches(pattern: &str, event_type: &str) -> bool {
+    if !pattern.contains('*') {
+        return pattern == event_type;
+    }
+    let segments: Vec<&str> = pattern.split('.').collect();
+    let mut parts = event_type.split('.');
+    for (i, segment) in segments.iter().enumerate() {
+        let Some(part) = parts.next() else {
+            return false;
+        };
+        if *segment == "*" {
+            if i == segments.len() - 1 {
+                return true;
+            }
+        } else if *segment != part {
+            return false;
+        }
+    }
+    parts.next().is_none()
+}
+
 /// How long a member waits between two attempts to reach a broker that is down, growing to
 /// `max` (used by the transports' reconnect loops).
 pub(crate) fn reconnect_delay(attempt: u32, max: Duration) -> Duration {
     Duration::from_millis(50u64.saturating_mul(1 << attempt.min(10))).min(max)
+}
+
+#[cfg(all(test, any(feature = "redis", feature = "nats")))]
+mod tests {
+    use super::{redact_url, type_matches};
+
+    #[test]
+    fn redacts_credentials() {
+        assert_eq!(redact_url("redis://u:p@h:1/0"), "redis://h:1/0");
+        assert_eq!(redact_url("redis://:p@h:1"), "redis://h:1");
+        assert_eq!(redact_url("redis://h:1"), "redis://h:1");
+        assert_eq!(
+            redact_url("nats://u:p@h:1,nats://t@g:2"),
+            "nats://h:1,nats://g:2"
+        );
+    }
+
+    #[test]
+    fn patterns() {
+        assert!(type_matches("order.created", "order.created"));
+        assert!(type_matches("order.*", "order.created"));
+        assert!(type_matches("*", "order.created"));
+        assert!(type_matches("*.created", "order.created"));
+        assert!(!type_matches("*.created", "order.paid"));
+        assert!(!type_matches("order.created", "order.paid"));
+    }
 }

@@ -3,8 +3,9 @@
 
 use super::acks::Acks;
 use super::reply::{self, Entry};
-use super::{Inner, lease, map_error, scripts, type_matches};
+use super::{Inner, lease, map_error, scripts};
 use crate::envelope::RawEnvelope;
+use crate::transport::type_matches;
 use crate::transport::{
     EntryRef, GroupSpec, Member, Received, StartFrom, TransportError, reconnect_delay,
 };

@@ -170,7 +170,7 @@ impl RedisTransportBuilder {
     ///
     /// [`TransportError`] when the URL is not a Redis URL or the server cannot be reached.
     pub async fn connect(self) -> Result<RedisTransport, TransportError> {
-        let broker = redact(&self.url);
+        let broker = super::redact_url(&self.url);
         let client = redis::Client::open(self.url.as_str())
             .map_err(|error| map_error(&broker, "connect", &error))?;
         let config = ConnectionManagerConfig::new()
@@ -210,15 +210,7 @@ impl Inner {
 
     /// The topic of an event type.
     fn topic_of<'t>(&self, event_type: &'t str) -> &'t str {
-        if self.by_context {
-            event_type
-                .split('.')
-                .next()
-                .filter(|t| !t.is_empty())
-                .unwrap_or("main")
-        } else {
-            "main"
-        }
+        super::topic_of(self.by_context, event_type)
     }
 
     fn stream_key(&self, topic: &str, shard: u32) -> String {
@@ -430,18 +422,6 @@ impl Transport for RedisTransport {
     }
 }
 
-/// The URL without credentials.
-fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
-        None => url.to_owned(),
-    }
-}
-
 /// A Redis error as a transport error: the server unreachable or busy, or a refusal.
 fn map_error(broker: &str, command: &str, error: &RedisError) -> TransportError {
     let kind = error.kind();
@@ -504,39 +484,9 @@ fn previous_id(id: &str) -> String {
     }
 }
 
-/// Whether a group reading `patterns` reads `event_type` (`*` matches one dot-separated
-/// segment, or every remaining one at the end).
-fn type_matches(pattern: &str, event_type: &str) -> bool {
-    if !pattern.contains('*') {
-        return pattern == event_type;
-    }
-    let segments: Vec<&str> = pattern.split('.').collect();
-    let mut parts = event_type.split('.');
-    for (i, segment) in segments.iter().enumerate() {
-        let Some(part) = parts.next() else {
-            return false;
-        };
-        if *segment == "*" {
-            if i == segments.len() - 1 {
-                return true;
-            }
-        } else if *segment != part {
-            return false;
-        }
-    }
-    parts.next().is_none()
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{next_id, previous_id, redact, type_matches};
-
-    #[test]
-    fn redacts_credentials() {
-        assert_eq!(redact("redis://u:p@h:1/0"), "redis://h:1/0");
-        assert_eq!(redact("redis://:p@h:1"), "redis://h:1");
-        assert_eq!(redact("redis://h:1"), "redis://h:1");
-    }
+    use super::{next_id, previous_id};
 
     #[test]
     fn ids_step() {
@@ -544,15 +494,5 @@ mod tests {
         assert_eq!(previous_id("5-1"), "5-0");
         assert_eq!(previous_id("5-0"), format!("4-{}", u64::MAX));
         assert_eq!(next_id(&format!("4-{}", u64::MAX)), "5-0");
-    }
-
-    #[test]
-    fn patterns() {
-        assert!(type_matches("order.created", "order.created"));
-        assert!(type_matches("order.*", "order.created"));
-        assert!(type_matches("*", "order.created"));
-        assert!(type_matches("*.created", "order.created"));
-        assert!(!type_matches("*.created", "order.paid"));
-        assert!(!type_matches("order.created", "order.paid"));
     }
 }
