@@ -2,12 +2,13 @@
 //! for longer than its lease, while it holds deliveries in flight, must not act on the
 //! shards another worker took over meanwhile once it is resumed (`SIGCONT`).
 //!
-//! Three scenarios, one per backend with leases:
+//! Four scenarios, one per backend with leases:
 //!
 //! 1. **Redis Streams** (`RedisTransport`, a `redis-server` of the test's own).
-//! 2. **A PostgreSQL store shared as consumer groups** (`consumer_groups`, a PostgreSQL
+//! 2. **NATS JetStream** (`NatsTransport`, a `nats-server -js` of the test's own).
+//! 3. **A PostgreSQL store shared as consumer groups** (`consumer_groups`, a PostgreSQL
 //!    server of the test's own).
-//! 3. **The outbox relay**: Redis Streams fed by the relay of a PostgreSQL outbox the
+//! 4. **The outbox relay**: Redis Streams fed by the relay of a PostgreSQL outbox the
 //!    workers share; the parent appends to the outbox, worker-a holds the relay lease when it is
 //!    stopped, worker-b takes the relay over during the pause (checked), and after the
 //!    resume at most the one batch worker-a was forwarding reaches the broker twice.
@@ -19,13 +20,15 @@
 //! In each, two worker processes form the group `projection` over 4 shards with a lease of
 //! 1 s. The parent publishes events over 8 keys, each with a per-key sequence number. Each
 //! worker appends a line to a shared log when it hands an event to its handler (then the
-//! handler works 15 ms). The parent `SIGSTOP`s worker A right after it started handling an
-//! event, keeps it stopped for three lease times (worker B takes A's shards and handles
+//! handler works 15 ms). Asked by the parent (a flag file), worker A `SIGSTOP`s itself inside
+//! a handler, so that it surely holds a delivery in flight; the parent keeps it stopped for
+//! three lease times (worker B takes A's shards and handles
 //! later events of A's keys), then `SIGCONT`s it and publishes on. Checks: every published
 //! event handled; per key, in the order of the log, the sequence never goes back (an event
 //! handled again by the new owner repeats its number, and is counted); B handled A's keys
 //! during the pause; and A's stale writes refused: at least the acknowledgement (Redis) or
-//! inbox claim (a shared store) of the event it was handling when stopped
+//! inbox claim (a shared store) of the event it was handling when stopped (on NATS the
+//! acknowledgement reaches no consumer: the new owner deleted the stopped worker's)
 //! (`MetricsSnapshot::refused`), printed with the deliveries it dropped unhandled
 //! (`MetricsSnapshot::fenced`).
 //!
@@ -33,7 +36,7 @@
 //! with `PAUSE_CHILD` set. Bounded: every wait has a limit.
 
 use event_core::store::PostgresStore;
-use event_core::transport::{RedisTransport, StartFrom};
+use event_core::transport::{NatsTransport, RedisTransport, StartFrom};
 use event_core::{DomainEvent, EventBus, HandlerError, StoreGroups, SubscriptionOptions};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -45,6 +48,7 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tests::nats_server::NatsServer;
 use tests::postgres_server::PostgresServer;
 use tests::redis_server::RedisServer;
 use tokio::runtime::Runtime;
@@ -73,6 +77,7 @@ struct Ticked {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Backend {
     Redis,
+    Nats,
     Postgres,
     /// Redis Streams fed by the outbox relay of a PostgreSQL store the workers share (the
     /// "url" is the Redis URL and the store's connection string, split by `;`): the
@@ -84,6 +89,7 @@ impl Backend {
     fn name(self) -> &'static str {
         match self {
             Backend::Redis => "redis",
+            Backend::Nats => "nats",
             Backend::Postgres => "postgres",
             Backend::Relay => "relay",
         }
@@ -94,6 +100,17 @@ impl Backend {
         let builder = EventBus::builder().consumer_name(member);
         Ok(match self {
             Backend::Redis => builder.transport(self.transport(url).await?).build(),
+            Backend::Nats => builder
+                .transport(
+                    NatsTransport::builder(url)
+                        .prefix("pause")
+                        .shards(SHARDS)
+                        .lease(LEASE)
+                        .connect()
+                        .await
+                        .map_err(|e| e.to_string())?,
+                )
+                .build(),
             Backend::Postgres => builder
                 .store(
                     PostgresStore::connect(url)
@@ -150,7 +167,13 @@ fn main() -> ExitCode {
         return child(&spec);
     }
     let mut failed = false;
-    for backend in [Backend::Redis, Backend::Postgres, Backend::Relay] {
+    let backends = [
+        Backend::Redis,
+        Backend::Nats,
+        Backend::Postgres,
+        Backend::Relay,
+    ];
+    for backend in backends {
         let started = Instant::now();
         if let Ok(report) = std::panic::catch_unwind(|| scenario(backend)) {
             println!(
@@ -167,7 +190,7 @@ fn main() -> ExitCode {
         println!("test result: FAILED");
         ExitCode::FAILURE
     } else {
-        println!("test result: ok. 3 passed; 0 failed");
+        println!("test result: ok. {} passed; 0 failed", backends.len());
         ExitCode::SUCCESS
     }
 }
@@ -197,6 +220,7 @@ fn child(spec: &str) -> ExitCode {
     };
     let backend = match *backend {
         "redis" => Backend::Redis,
+        "nats" => Backend::Nats,
         "postgres" => Backend::Postgres,
         _ => Backend::Relay,
     };
@@ -220,6 +244,7 @@ async fn worker(backend: Backend, url: &str, log: &Path, name: &str) -> Result<(
         .map_err(|error| format!("log {}: {error}", log.display()))?;
     let file = Arc::new(file);
     let me = name.to_owned();
+    let stop_flag = stop_flag(log, name);
     bus.subscribe_with::<Ticked, _, _>(
         GROUP,
         &SubscriptionOptions::new()
@@ -234,6 +259,7 @@ async fn worker(backend: Backend, url: &str, log: &Path, name: &str) -> Result<(
             );
             // One unbuffered append, at the moment the handler gets the event.
             let written = (&*file).write_all(line.as_bytes());
+            stop_if_asked(&stop_flag);
             async move {
                 written?;
                 tokio::time::sleep(WORK).await;
@@ -252,6 +278,22 @@ async fn worker(backend: Backend, url: &str, log: &Path, name: &str) -> Result<(
     let metrics = bus.metrics();
     println!("fenced={} refused={}", metrics.fenced, metrics.refused);
     Ok(())
+}
+
+/// The file whose presence asks worker `name` to stop itself.
+fn stop_flag(log: &Path, name: &str) -> PathBuf {
+    log.with_file_name(format!("stop-{name}"))
+}
+
+/// Stops this process (`SIGSTOP`, until the parent's `SIGCONT`) if the flag file is there,
+/// removing it first: called inside a handler, so the stop holds that delivery in flight.
+fn stop_if_asked(flag: &Path) {
+    if std::fs::remove_file(flag).is_ok() {
+        let _ = Command::new("kill")
+            .arg("-STOP")
+            .arg(std::process::id().to_string())
+            .status();
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -284,6 +326,28 @@ impl Worker {
             .status()
             .expect("kill runs");
         assert!(status.success(), "kill -{signal} {}", self.name);
+    }
+
+    /// Waits until the process is stopped (state `T` in `/proc/{pid}/stat`).
+    fn wait_stopped(&self) {
+        let stat = format!("/proc/{}/stat", self.child.id());
+        let started = Instant::now();
+        loop {
+            let state = std::fs::read_to_string(&stat).unwrap_or_default();
+            // `pid (comm) state ...`: the state follows the last `)`.
+            let stopped = state
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('T'));
+            if stopped {
+                return;
+            }
+            assert!(
+                started.elapsed() < LIMIT,
+                "{} never stopped itself",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// Closes its stdin, waits for it to shut down, and returns its (fenced, refused).
@@ -464,6 +528,11 @@ fn scenario(backend: Backend) -> String {
             let url = server.url();
             (Box::new(server), url)
         }
+        Backend::Nats => {
+            let server = NatsServer::start().expect("nats-server starts");
+            let url = server.url();
+            (Box::new(server), url)
+        }
         Backend::Postgres => {
             let server = PostgresServer::start().expect("postgres starts");
             let url = server.create_database();
@@ -506,12 +575,9 @@ fn run(backend: Backend, url: &str, log: &Path) -> Run {
             .iter()
             .all(|w| lines.iter().filter(|l| l.worker == *w).count() >= 20)
     });
-    // Stop A right after it handed an event to its handler: it holds that one in flight.
-    let seen = read_log(log).len();
-    wait_log(log, "worker-a handles an event", |lines| {
-        lines.len() > seen && lines.last().is_some_and(|l| l.worker == "worker-a")
-    });
-    a.signal("STOP");
+    // A stops itself inside a handler: it holds that delivery in flight.
+    std::fs::write(stop_flag(log, "worker-a"), b"").expect("writes the stop flag");
+    a.wait_stopped();
     let paused_at = unix_nanos();
     let a_keys: HashSet<String> = read_log(log)
         .iter()
