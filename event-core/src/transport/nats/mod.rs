@@ -405,6 +405,18 @@ impl Inner {
         if events.is_empty() {
             return Ok(());
         }
+        // While the client reconnects it would buffer the publish and wait out its whole
+        // timeout for the acknowledgement: fail at once instead, as a broker that is down.
+        let state = self.client.connection_state();
+        if state != async_nats::connection::State::Connected {
+            return Err(TransportError::Unavailable {
+                broker: self.broker.clone(),
+                source: Arc::new(std::io::Error::new(
+                    std::io::ErrorKind::NotConnected,
+                    format!("the client is {state}"),
+                )),
+            });
+        }
         let mut topics: Vec<&str> = events
             .iter()
             .map(|event| self.topic_of(&event.event_type))

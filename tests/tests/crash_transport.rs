@@ -1,6 +1,7 @@
-//! Crash safety of the Redis Streams transport, with real processes and SIGKILL. Three
-//! scenarios, one after another, each on a Redis server of its own (`tests::redis_server`:
-//! append-only file, fsynced on every write):
+//! Crash safety of the transports, with real processes and SIGKILL: three scenarios, one
+//! after another, on Redis Streams and then on NATS JetStream, each on a server of its own
+//! (`tests::redis_server`: append-only file, fsynced on every write; `tests::nats_server`:
+//! JetStream's file storage, written before each acknowledgement):
 //!
 //! 1. **Workers killed.** Three worker processes form the consumer group `projection` over
 //!    8 shards. The parent publishes events over 50 keys, each with a per-key sequence
@@ -9,23 +10,27 @@
 //!    its own log file. Checks: no acknowledged publish is lost; per key, in all the logs
 //!    merged by time, no event is handled for the first time after a later event of its key
 //!    (what a killed worker held unacknowledged comes again: duplicates, counted).
-//! 2. **redis-server killed.** Two workers; the parent publishes on while the server is
+//! 2. **The server killed.** Two workers; the parent publishes on while the server is
 //!    killed (SIGKILL) and restarted a second later. Publishes while it is down fail with
 //!    `PublishError::Transport`; none returns `Ok` while it is down; every publish that
 //!    returned `Ok` is handled; order per key holds.
 //! 3. **Relay killed.** A child publishes through a bus with an SQLite outbox, whose relay
-//!    forwards to Redis, and is killed (SIGKILL) mid-run, again and again; each new child's relay
+//!    forwards to the broker, and is killed (SIGKILL) mid-run, again and again; each new child's relay
 //!    forwards what the last one did not. The parent consumes with an SQLite inbox. Checks:
 //!    every acknowledged publish is stored; every stored event reaches the consumer, once,
-//!    in order per key; what a killed relay forwarded twice is what the inbox dropped.
+//!    in order per key; what a killed relay forwarded twice is what the inbox dropped (on
+//!    NATS the server drops it first: `Nats-Msg-Id` is the event id).
 //!
 //! Parent and children are this one binary (`harness = false`): the parent re-runs itself
-//! with `CRASH_REDIS_CHILD` set. Bounded: a fixed number of kills, and every wait has a
+//! with `CRASH_TRANSPORT_CHILD` set. `CRASH_ONLY=2` (or `1,3`) runs only those scenarios,
+//! `CRASH_BROKER=nats` (or `redis`) only that broker, to reproduce one. Bounded: a fixed number of kills, and every wait has a
 //! limit.
 
 use event_core::store::{SqliteStore, Store, StoredEvent};
-use event_core::transport::{RedisTransport, StartFrom, TransportError};
-use event_core::{DomainEvent, EventBus, HandlerError, PublishError, SubscriptionOptions};
+use event_core::transport::{NatsTransport, RedisTransport, StartFrom, TransportError};
+use event_core::{
+    DomainEvent, EventBus, EventBusBuilder, HandlerError, PublishError, SubscriptionOptions,
+};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -36,13 +41,14 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tests::nats_server::NatsServer;
 use tests::redis_server::RedisServer;
 use tokio::runtime::Runtime;
 use uuid::Uuid;
 
 /// Set in a child's environment: `worker|url|prefix|log|consumer` or
 /// `publisher|url|prefix|store|first|count`.
-const CHILD: &str = "CRASH_REDIS_CHILD";
+const CHILD: &str = "CRASH_TRANSPORT_CHILD";
 /// Shards per topic.
 const SHARDS: u32 = 8;
 /// The members' shard lease: how long a killed worker's shards wait for another.
@@ -63,7 +69,7 @@ const KILL_GAP_MS: std::ops::Range<u64> = 100..450;
 const DRAIN: Duration = Duration::from_secs(45);
 /// The longest wait for a worker to stop once asked.
 const STOP: Duration = Duration::from_secs(15);
-/// How long redis-server stays down in scenario 2.
+/// How long the server stays down in scenario 2.
 const OUTAGE: Duration = Duration::from_secs(1);
 /// Publishes acknowledged before the server is killed, and again after its restart.
 const AROUND_OUTAGE: u64 = 300;
@@ -81,7 +87,7 @@ const RELAY_LEASE: Duration = Duration::from_secs(1);
 const RELAY_KILL_MS: std::ops::Range<u64> = 200..1500;
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
-#[event(name = "crashredis.ticked")]
+#[event(name = "crash.ticked")]
 struct Ticked {
     #[event(partition_key)]
     key: String,
@@ -103,13 +109,82 @@ fn runtime() -> Runtime {
         .expect("runtime")
 }
 
-async fn connect(url: &str, prefix: &str) -> Result<RedisTransport, TransportError> {
-    RedisTransport::builder(url)
-        .prefix(prefix)
-        .shards(SHARDS)
-        .lease(LEASE)
-        .connect()
-        .await
+/// A broker the scenarios run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Broker {
+    Redis,
+    Nats,
+}
+
+/// A server a scenario started, stopped when dropped.
+trait Server {
+    fn url(&self) -> String;
+    fn kill(&self);
+    fn restart(&self);
+}
+
+impl Server for RedisServer {
+    fn url(&self) -> String {
+        RedisServer::url(self)
+    }
+    fn kill(&self) {
+        RedisServer::kill(self);
+    }
+    fn restart(&self) {
+        RedisServer::restart(self);
+    }
+}
+
+impl Server for NatsServer {
+    fn url(&self) -> String {
+        NatsServer::url(self)
+    }
+    fn kill(&self) {
+        NatsServer::kill(self);
+    }
+    fn restart(&self) {
+        NatsServer::restart(self);
+    }
+}
+
+impl Broker {
+    fn name(self) -> &'static str {
+        match self {
+            Broker::Redis => "redis",
+            Broker::Nats => "nats",
+        }
+    }
+
+    fn start(self) -> Box<dyn Server> {
+        match self {
+            Broker::Redis => Box::new(RedisServer::start().expect("redis-server starts")),
+            Broker::Nats => Box::new(NatsServer::start().expect("nats-server starts")),
+        }
+    }
+}
+
+/// A bus builder with the transport of the server at `url` (its scheme tells which).
+async fn connect(url: &str, prefix: &str) -> Result<EventBusBuilder, TransportError> {
+    let builder = EventBus::builder();
+    Ok(if url.starts_with("nats://") {
+        builder.transport(
+            NatsTransport::builder(url)
+                .prefix(prefix)
+                .shards(SHARDS)
+                .lease(LEASE)
+                .connect()
+                .await?,
+        )
+    } else {
+        builder.transport(
+            RedisTransport::builder(url)
+                .prefix(prefix)
+                .shards(SHARDS)
+                .lease(LEASE)
+                .connect()
+                .await?,
+        )
+    })
 }
 
 fn group_options() -> SubscriptionOptions {
@@ -145,7 +220,7 @@ fn child(spec: &str) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("crash_redis child {}: {error}", std::process::id());
+            eprintln!("crash_transport child {}: {error}", std::process::id());
             ExitCode::FAILURE
         }
     }
@@ -153,11 +228,9 @@ fn child(spec: &str) -> ExitCode {
 
 /// A member of `projection`: logs each handled event, until its stdin closes.
 async fn worker(url: &str, prefix: &str, log: &Path, consumer: &str) -> Result<(), String> {
-    let transport = connect(url, prefix)
+    let bus = connect(url, prefix)
         .await
-        .map_err(|error| format!("worker does not connect: {error}"))?;
-    let bus = EventBus::builder()
-        .transport(transport)
+        .map_err(|error| format!("worker does not connect: {error}"))?
         .consumer_name(consumer)
         .build();
     let file = OpenOptions::new()
@@ -213,13 +286,11 @@ async fn publisher(
     first: u64,
     count: u64,
 ) -> Result<(), String> {
-    let transport = connect(url, prefix)
-        .await
-        .map_err(|error| format!("publisher does not connect: {error}"))?;
     let store = SqliteStore::open(store).map_err(|error| format!("outbox: {error}"))?;
-    let bus = EventBus::builder()
+    let bus = connect(url, prefix)
+        .await
+        .map_err(|error| format!("publisher does not connect: {error}"))?
         .store(store)
-        .transport(transport)
         .relay_lease(RELAY_LEASE)
         .poll_interval(Duration::from_millis(20))
         .build();
@@ -247,30 +318,38 @@ fn parent() -> ExitCode {
     let exe = std::env::current_exe().expect("own path");
     let runtime = runtime();
     let mut problems = Vec::new();
-    // `CRASH_REDIS_ONLY=2` (or `1,3`...) runs only those scenarios, to reproduce one.
-    let only = std::env::var("CRASH_REDIS_ONLY").unwrap_or_default();
+    let only = std::env::var("CRASH_ONLY").unwrap_or_default();
     let run = |n: &str| only.is_empty() || only.split(',').any(|o| o.trim() == n);
-    if run("1") {
-        problems.extend(workers_killed(&exe, &runtime));
-    }
-    if run("2") {
-        problems.extend(server_killed(&exe, &runtime));
-    }
-    if run("3") {
-        problems.extend(relay_killed(&exe, &runtime));
+    let broker = std::env::var("CRASH_BROKER").unwrap_or_default();
+    for on in [Broker::Redis, Broker::Nats] {
+        if !broker.is_empty() && broker != on.name() {
+            continue;
+        }
+        if run("1") {
+            problems.extend(workers_killed(&exe, &runtime, on));
+        }
+        if run("2") {
+            problems.extend(server_killed(&exe, &runtime, on));
+        }
+        if run("3") {
+            problems.extend(relay_killed(&exe, &runtime, on));
+        }
     }
     println!(
-        "crash_redis: three scenarios in {:.1} s",
+        "crash_transport: the scenarios in {:.1} s",
         started.elapsed().as_secs_f64()
     );
     if problems.is_empty() {
-        println!("test crash_redis ... ok");
+        println!("test crash_transport ... ok");
         ExitCode::SUCCESS
     } else {
         for problem in &problems {
-            eprintln!("crash_redis: {problem}");
+            eprintln!("crash_transport: {problem}");
         }
-        eprintln!("test crash_redis ... FAILED ({} problems)", problems.len());
+        eprintln!(
+            "test crash_transport ... FAILED ({} problems)",
+            problems.len()
+        );
         ExitCode::FAILURE
     }
 }
@@ -624,8 +703,9 @@ struct Publisher {
 impl Publisher {
     fn start(runtime: &Runtime, url: &str, prefix: &str) -> Self {
         let bus = runtime.block_on(async {
-            EventBus::builder()
-                .transport(connect(url, prefix).await.expect("the parent connects"))
+            connect(url, prefix)
+                .await
+                .expect("the parent connects")
                 .consumer_name("parent")
                 .build()
         });
@@ -686,10 +766,11 @@ fn drain_and_stop(
 // ---------------------------------------------------------------------------------------
 // Scenario 1: workers killed.
 
-fn workers_killed(exe: &Path, runtime: &Runtime) -> Vec<String> {
+fn workers_killed(exe: &Path, runtime: &Runtime, broker: Broker) -> Vec<String> {
+    let on = broker.name();
     let started = Instant::now();
     let mut problems = Vec::new();
-    let server = RedisServer::start().expect("redis-server starts");
+    let server = broker.start();
     let dir = tempfile::tempdir().expect("temp dir");
     let prefix = "crash-workers";
     let mut pool = Pool::new(exe, server.url(), prefix, dir.path(), WORKERS);
@@ -706,7 +787,7 @@ fn workers_killed(exe: &Path, runtime: &Runtime) -> Vec<String> {
     let (lines, torn, waited) = drain_and_stop(&mut pool, &published, &mut problems);
     let analysis = analyze(lines, &published);
     println!(
-        "workers killed: {kills} kills, {} worker processes, {} published, {} acknowledged, \
+        "{on}: workers killed: {kills} kills, {} worker processes, {} published, {} acknowledged, \
          {} publish errors, {} handled ({} distinct), {} duplicates, {} out of order, \
          {} lost, drained in {waited:.1} s, {:.1} s",
         pool.starts,
@@ -720,7 +801,11 @@ fn workers_killed(exe: &Path, runtime: &Runtime) -> Vec<String> {
         analysis.lost.len(),
         started.elapsed().as_secs_f64()
     );
-    problems.extend(violations("workers killed", &analysis, torn));
+    problems.extend(violations(
+        &format!("{on}: workers killed"),
+        &analysis,
+        torn,
+    ));
     if published.transport_errors > 0 || !published.other_errors.is_empty() {
         problems.push(format!(
             "{} publishes failed with the server up: {:?}",
@@ -736,17 +821,18 @@ fn workers_killed(exe: &Path, runtime: &Runtime) -> Vec<String> {
     }
     problems
         .into_iter()
-        .map(|p| format!("workers killed: {p}"))
+        .map(|p| format!("{on}: workers killed: {p}"))
         .collect()
 }
 
 // ---------------------------------------------------------------------------------------
-// Scenario 2: redis-server killed.
+// Scenario 2: the server killed.
 
-fn server_killed(exe: &Path, runtime: &Runtime) -> Vec<String> {
+fn server_killed(exe: &Path, runtime: &Runtime, broker: Broker) -> Vec<String> {
+    let on = broker.name();
     let started = Instant::now();
     let mut problems = Vec::new();
-    let server = RedisServer::start().expect("redis-server starts");
+    let server = broker.start();
     let dir = tempfile::tempdir().expect("temp dir");
     let prefix = "crash-server";
     let mut pool = Pool::new(exe, server.url(), prefix, dir.path(), 2);
@@ -792,7 +878,7 @@ fn server_killed(exe: &Path, runtime: &Runtime) -> Vec<String> {
     let (lines, torn, waited) = drain_and_stop(&mut pool, &published, &mut problems);
     let analysis = analyze(lines, &published);
     println!(
-        "redis-server killed: {} published, {before} acknowledged before the kill, {} in all, \
+        "{on}: server killed: {} published, {before} acknowledged before the kill, {} in all, \
          {} failed with PublishError::Transport, {} other errors, {} acknowledged while down, \
          outage {:.1} s, first acknowledgement {recovery:.2} s after the restart, {} handled \
          ({} distinct), {} duplicates, {} out of order, {} lost, drained in {waited:.1} s, \
@@ -810,7 +896,7 @@ fn server_killed(exe: &Path, runtime: &Runtime) -> Vec<String> {
         analysis.lost.len(),
         started.elapsed().as_secs_f64()
     );
-    problems.extend(violations("redis-server killed", &analysis, torn));
+    problems.extend(violations(&format!("{on}: server killed"), &analysis, torn));
     if published.transport_errors == 0 {
         problems.push("no publish failed with PublishError::Transport".to_owned());
     }
@@ -829,7 +915,7 @@ fn server_killed(exe: &Path, runtime: &Runtime) -> Vec<String> {
     }
     problems
         .into_iter()
-        .map(|p| format!("redis-server killed: {p}"))
+        .map(|p| format!("{on}: server killed: {p}"))
         .collect()
 }
 
@@ -893,11 +979,9 @@ type Handled = Arc<Mutex<Vec<(Uuid, String, u64)>>>;
 /// The parent's consumer: a bus with its own SQLite store (the inbox) on the transport.
 fn consumer(runtime: &Runtime, url: &str, prefix: &str, inbox: &Path) -> (EventBus, Handled) {
     let _entered = runtime.enter();
-    let transport = runtime
+    let bus = runtime
         .block_on(connect(url, prefix))
-        .expect("the consumer connects");
-    let bus = EventBus::builder()
-        .transport(transport)
+        .expect("the consumer connects")
         .store(SqliteStore::open(inbox).expect("the inbox opens"))
         .consumer_name("consumer")
         .build();
@@ -975,10 +1059,11 @@ fn run_publishers(
     (acknowledged, kills, finished + 1)
 }
 
-fn relay_killed(exe: &Path, runtime: &Runtime) -> Vec<String> {
+fn relay_killed(exe: &Path, runtime: &Runtime, broker: Broker) -> Vec<String> {
+    let on = broker.name();
     let started = Instant::now();
     let mut problems = Vec::new();
-    let server = RedisServer::start().expect("redis-server starts");
+    let server = broker.start();
     let dir = tempfile::tempdir().expect("temp dir");
     let prefix = "crash-relay";
     let outbox = dir.path().join("outbox.db");
@@ -1046,7 +1131,7 @@ fn relay_killed(exe: &Path, runtime: &Runtime) -> Vec<String> {
         ));
     }
     println!(
-        "relay killed: {kills} kills, {} publishers ran to the end, {} acknowledged, {} stored \
+        "{on}: relay killed: {kills} kills, {} publishers ran to the end, {} acknowledged, {} stored \
          (head {head}, relay checkpoint {relayed}), {entries} broker entries \
          ({forwarded_twice} forwarded twice), {} handled, {deduplicated} dropped by the inbox, \
          {redelivered} redelivered to the consumer, {} fenced (lease lost), {} handled twice, \
@@ -1069,7 +1154,7 @@ fn relay_killed(exe: &Path, runtime: &Runtime) -> Vec<String> {
     }
     problems
         .into_iter()
-        .map(|p| format!("relay killed: {p}"))
+        .map(|p| format!("{on}: relay killed: {p}"))
         .collect()
 }
 
