@@ -6,9 +6,9 @@ use crate::envelope::RawEnvelope;
 use crate::transport::{
     EntryRef, GroupSpec, Member, Received, StartFrom, TransportError, type_matches,
 };
+use async_nats::Subject;
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
 use async_nats::jetstream::kv;
-use async_nats::jetstream::message::Acker;
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -54,8 +54,8 @@ pub(super) struct Lease {
     /// received under this one is read again, in order.
     pub(super) given_up: bool,
     /// Entries pulled (handed out, or waiting in the member's queue) and not acknowledged,
-    /// by topic and stream sequence, with what acknowledges them.
-    pub(super) outstanding: HashMap<(String, u64), Acker>,
+    /// by topic and stream sequence, with the subject that acknowledges them.
+    pub(super) outstanding: HashMap<(String, u64), Subject>,
     /// The pullers of the shard's consumers (one per topic), stopped with the lease.
     pub(super) pullers: Vec<AbortHandle>,
 }
@@ -111,10 +111,10 @@ impl Shared {
         })
     }
 
-    /// Takes the acknowledgement handle of an entry out of its lease, if the lease is still
+    /// Takes the acknowledgement subject of an entry out of its lease, if the lease is still
     /// this member's under the entry's token (it has not run out). `Err` when it is not:
     /// the entry's shard is fenced off for this member.
-    pub(super) fn settle(&self, entry: &EntryRef) -> Result<Option<Acker>, ()> {
+    pub(super) fn settle(&self, entry: &EntryRef) -> Result<Option<Subject>, ()> {
         let sequence = entry.id.parse::<u64>().map_err(|_| ())?;
         let lease_time = self.inner.lease;
         let mut state = self.state();
@@ -328,7 +328,10 @@ async fn pull(member: Weak<Shared>, consumer: PullConsumer, topic: String, shard
                 info.stream_sequence,
                 u64::try_from(info.delivered).unwrap_or(1),
             );
-            let (message, acker) = message.split();
+            let Some(reply) = message.reply.clone() else {
+                continue;
+            };
+            let (message, _) = message.split();
             let fresh = {
                 let mut state = member.state();
                 let Some(lease) = state.leases.get_mut(&shard).filter(|l| l.token == token) else {
@@ -338,7 +341,7 @@ async fn pull(member: Weak<Shared>, consumer: PullConsumer, topic: String, shard
                 // keep the newest handle, hand it out once.
                 lease
                     .outstanding
-                    .insert((topic.clone(), sequence), acker)
+                    .insert((topic.clone(), sequence), reply)
                     .is_none()
             };
             if fresh {
@@ -609,34 +612,30 @@ impl NatsMember {
 }
 
 /// Acknowledges an entry under its lease, and waits for the server to confirm it: refused
-/// ([`TransportError::Fenced`]) when the lease is gone, or when its consumer was deleted by
-/// a new owner meanwhile.
+/// ([`TransportError::Fenced`]) when the lease is gone, or when no consumer answers because
+/// a new owner deleted this one's meanwhile.
+///
+/// A request on the acknowledgement subject rather than the client's `double_ack`, which
+/// takes the server's "no responders" status for a confirmation.
 pub(super) async fn ack(shared: &Shared, entry: &EntryRef) -> Result<(), TransportError> {
     let inner = &shared.inner;
-    let Ok(acker) = shared.settle(entry) else {
+    let Ok(reply) = shared.settle(entry) else {
         return Err(inner.fenced(entry));
     };
-    let Some(acker) = acker else {
+    let Some(reply) = reply else {
         // Acknowledged already.
         return Ok(());
     };
-    match acker.double_ack().await {
-        Ok(()) => Ok(()),
-        Err(error) => {
-            let text = error.to_string();
-            if inner.client.connection_state() == async_nats::connection::State::Connected
-                && !text.contains("timed out")
-            {
-                // No consumer answered: a new owner deleted it.
-                tracing::debug!(topic = %entry.topic, shard = entry.shard, token = entry.token, %text, "acknowledgement refused");
-                Err(inner.fenced(entry))
-            } else {
-                Err(TransportError::Unavailable {
-                    broker: inner.broker.clone(),
-                    source: Arc::new(std::io::Error::other(text)),
-                })
-            }
+    match inner.client.request(reply, "+ACK".into()).await {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == async_nats::RequestErrorKind::NoResponders => {
+            tracing::debug!(topic = %entry.topic, shard = entry.shard, token = entry.token, "acknowledgement refused: the consumer is gone");
+            Err(inner.fenced(entry))
         }
+        Err(error) => Err(TransportError::Unavailable {
+            broker: inner.broker.clone(),
+            source: Arc::new(error),
+        }),
     }
 }
 
