@@ -78,6 +78,8 @@
 //! - `postgres`: `store::PostgresStore`, a durable store in a PostgreSQL database.
 //! - `redis`: `transport::RedisTransport`, Redis Streams as the broker between processes
 //!   and machines.
+//! - `nats`: `transport::NatsTransport`, NATS JetStream (server 2.10 or later) as that
+//!   broker.
 //!
 //! The in-memory bus needs no feature; it runs on the tokio runtime it is built in. The
 //! [`store::Store`] and [`transport::Transport`] traits are always there, for stores and
