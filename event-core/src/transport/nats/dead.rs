@@ -138,6 +138,36 @@ pub(super) async fn reject(
     }
 }
 
+/// Dead-letters an entry that stalled its shard (see `lease::MAX_STALLS`): as an event when
+/// it is an envelope (so it is listed and can be redelivered), else with its raw bytes.
+pub(super) async fn set_aside(
+    shared: &Shared,
+    topic: &str,
+    sequence: u64,
+    bytes: &[u8],
+    reason: &str,
+    attempts: u32,
+) -> Result<(), TransportError> {
+    let group = shared.spec.group.as_str();
+    let envelope = std::str::from_utf8(bytes)
+        .ok()
+        .filter(|text| RawEnvelope::from_json(text.as_bytes()).is_ok())
+        .and_then(|text| RawValue::from_string(text.to_owned()).ok());
+    let kept = Kept {
+        group: group.to_owned(),
+        error: reason.to_owned(),
+        attempts,
+        failed_at: Utc::now(),
+        raw: envelope
+            .is_none()
+            .then(|| String::from_utf8_lossy(bytes).into_owned()),
+        envelope,
+        entry: Some(sequence.to_string()),
+    };
+    let id = format!("dead:{group}:{topic}:{sequence}");
+    write(&shared.inner, topic, &kept, &id).await
+}
+
 /// The dead-letter stream of a topic, if it exists.
 async fn dead_stream(inner: &Inner, topic: &str) -> Result<Option<stream::Stream>, TransportError> {
     match inner

@@ -174,18 +174,38 @@ async fn take_over(
             .map(|(_, _, t)| t)
             .collect();
         previous.sort_unstable();
-        let deliver_policy = match previous.last() {
+        let (deliver_policy, metadata) = match previous.last() {
             Some(last) => {
                 let info = stream
                     .consumer_info(names::consumer(group, shard, *last))
                     .await
                     .map_err(inner.err("$JS.API.CONSUMER.INFO"))?;
-                DeliverPolicy::ByStartSequence {
-                    start_sequence: info.ack_floor.stream_sequence + 1,
+                let mut history = History::of(&info);
+                // Never before where the last consumer started (its floor says so already;
+                // this holds even if a server reported no floor for it).
+                let mut start =
+                    (info.ack_floor.stream_sequence + 1).max(history.start.unwrap_or(0));
+                history.count(&info, &member.spec.consumer);
+                if history.stalls >= MAX_STALLS {
+                    if let Some(next) =
+                        set_aside(member, &stream, &topic, shard, start, &history).await?
+                    {
+                        start = next;
+                    }
+                    history.stalls = 0;
                 }
+                (
+                    DeliverPolicy::ByStartSequence {
+                        start_sequence: start,
+                    },
+                    history.metadata(start, &member.spec.consumer),
+                )
             }
             // A topic that appeared after the group joined: every entry is newer.
-            None => DeliverPolicy::All,
+            None => (
+                DeliverPolicy::All,
+                History::default().metadata(1, &member.spec.consumer),
+            ),
         };
         for old in &previous {
             let name = names::consumer(group, shard, *old);
@@ -197,7 +217,7 @@ async fn take_over(
             }
         }
         let name = names::consumer(group, shard, token);
-        let config = consumer_config(inner, &topic, name, shard, deliver_policy);
+        let config = consumer_config(inner, &topic, name, shard, deliver_policy, metadata);
         let consumer = stream
             .create_consumer(config)
             .await
@@ -210,6 +230,93 @@ async fn take_over(
         None => pullers.iter().for_each(tokio::task::AbortHandle::abort),
     }
     Ok(())
+}
+
+/// How many owners in a row may stop (killed, crashed, frozen past the lease) holding the
+/// same first unacknowledged entry of a shard before the next owner sets it aside as a dead
+/// letter: a poison event that kills every process handling it must not stop the shard for
+/// ever. (The broker's own `max_deliver` cannot count this: each owner has a consumer of its
+/// own.)
+const MAX_STALLS: u32 = 5;
+
+/// What a shard's consumer records of its predecessors, in its metadata: where it started,
+/// and how many owners in a row stopped holding the entry there without settling it.
+#[derive(Debug, Default)]
+struct History {
+    start: Option<u64>,
+    owner: Option<String>,
+    stalls: u32,
+}
+
+impl History {
+    fn of(info: &async_nats::jetstream::consumer::Info) -> History {
+        let field = |name: &str| info.config.metadata.get(name);
+        History {
+            start: field("start").and_then(|s| s.parse().ok()),
+            owner: field("owner").cloned(),
+            stalls: field("stalls").and_then(|s| s.parse().ok()).unwrap_or(0),
+        }
+    }
+
+    /// Counts the previous owner's end: a stall when it held entries unacknowledged and had
+    /// acknowledged nothing since it started (not when it is this member, taking its own
+    /// shard again after its lease ran late).
+    fn count(&mut self, info: &async_nats::jetstream::consumer::Info, me: &str) {
+        let held = info.num_ack_pending > 0;
+        let stuck = self
+            .start
+            .is_some_and(|start| info.ack_floor.stream_sequence < start);
+        let someone_else = self.owner.as_deref().is_some_and(|owner| owner != me);
+        self.stalls = if held && stuck && someone_else {
+            self.stalls + 1
+        } else {
+            0
+        };
+    }
+
+    fn metadata(&self, start: u64, me: &str) -> HashMap<String, String> {
+        HashMap::from([
+            ("start".to_owned(), start.to_string()),
+            ("owner".to_owned(), me.to_owned()),
+            ("stalls".to_owned(), self.stalls.to_string()),
+        ])
+    }
+}
+
+/// Dead-letters the shard's first entry at or after `start` (the one its last owners stopped
+/// on); returns where the new consumer starts instead.
+async fn set_aside(
+    member: &Shared,
+    stream: &async_nats::jetstream::stream::Stream,
+    topic: &str,
+    shard: u32,
+    start: u64,
+    history: &History,
+) -> Result<Option<u64>, TransportError> {
+    let inner = &member.inner;
+    let subject = inner.subject(topic, shard);
+    let Ok(message) = stream
+        .get_first_raw_message_by_subject(&subject, start)
+        .await
+    else {
+        return Ok(None);
+    };
+    let reason = format!(
+        "set aside: {} owners in a row of shard {shard} stopped (killed, crashed or frozen) \
+         holding this entry without settling it",
+        history.stalls
+    );
+    tracing::error!(group = %member.spec.group, topic, shard, entry = message.sequence, "{reason}");
+    super::dead::set_aside(
+        member,
+        topic,
+        message.sequence,
+        &message.payload,
+        &reason,
+        history.stalls,
+    )
+    .await?;
+    Ok(Some(message.sequence + 1))
 }
 
 /// Renews the leases held; a lease found gone or another's is dropped.

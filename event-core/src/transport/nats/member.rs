@@ -214,8 +214,10 @@ pub(super) fn consumer_config(
     name: String,
     shard: u32,
     deliver_policy: DeliverPolicy,
+    metadata: HashMap<String, String>,
 ) -> pull::Config {
     pull::Config {
+        metadata,
         durable_name: Some(name),
         filter_subject: inner.subject(topic, shard),
         deliver_policy,
@@ -253,7 +255,7 @@ pub(super) async fn create_start(
             continue;
         }
         let name = names::consumer(group, shard, 0);
-        let config = consumer_config(inner, topic, name, shard, deliver_policy);
+        let config = consumer_config(inner, topic, name, shard, deliver_policy, HashMap::new());
         if let Err(error) = stream.create_consumer(config).await {
             // Another member created it meanwhile (with its own idea of "now").
             let exists = stream
