@@ -10,6 +10,7 @@ pub mod handled;
 pub mod nats_server;
 pub mod postgres_server;
 pub mod redis_server;
+mod server;
 
 use std::time::{Duration, Instant};
 

@@ -21,8 +21,8 @@
 //! assert!(url.starts_with("host=127.0.0.1"));
 //! ```
 
+use crate::server::free_port;
 use std::io;
-use std::net::TcpListener;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -271,10 +271,6 @@ fn find_bin() -> io::Result<PathBuf> {
 
 fn running_as_root() -> bool {
     std::fs::metadata("/proc/self").is_ok_and(|meta| meta.uid() == 0)
-}
-
-fn free_port() -> io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 fn check(output: Output, what: &str) -> io::Result<Output> {

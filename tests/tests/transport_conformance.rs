@@ -3,7 +3,7 @@
 //!
 //! Every case is generic over a [`Broker`]: a way to get a fresh transport (its own prefix
 //! on a shared server) and to stop and restart the server. `conformance!` instantiates
-//! every case for one broker; the next transport adds one line at the end of this file.
+//! every case for one broker (Redis Streams and NATS JetStream, at the end of this file).
 //!
 //! Several buses in one process stand for several processes: each is its own member of its
 //! consumer groups (its own consumer name). A "dead" member is a bus whose runtime is
@@ -1240,19 +1240,26 @@ macro_rules! conformance {
     };
 }
 
-/// Redis Streams, on a `redis-server` of this test process's own.
+/// Redis Streams, on a `redis-server` of this test process's own: the one the tests share,
+/// or one of its own (the restart case).
 mod redis_broker {
     use super::{Broker, LEASE};
     use event_core::transport::RedisTransport;
     use tests::redis_server::RedisServer;
 
-    pub(super) struct Redis;
+    pub(super) struct Redis(pub(super) Option<RedisServer>);
+
+    impl Redis {
+        fn server(&self) -> &RedisServer {
+            self.0.as_ref().unwrap_or_else(|| RedisServer::shared())
+        }
+    }
 
     impl Broker for Redis {
         type T = RedisTransport;
 
         async fn transport(&self, prefix: &str) -> RedisTransport {
-            RedisTransport::builder(RedisServer::shared().url())
+            RedisTransport::builder(self.server().url())
                 .prefix(prefix)
                 .shards(4)
                 .lease(LEASE)
@@ -1262,56 +1269,34 @@ mod redis_broker {
         }
 
         fn kill(&self) {
-            RedisServer::shared().kill();
+            self.server().kill();
         }
 
         fn restart(&self) {
-            RedisServer::shared().restart();
+            self.server().restart();
         }
     }
 }
 
-conformance!(redis, redis_broker::Redis);
-
-/// The restart case needs a server of its own: the others share one.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_broker_restart() {
-    struct Own(tests::redis_server::RedisServer);
-    impl Broker for Own {
-        type T = event_core::transport::RedisTransport;
-        async fn transport(&self, prefix: &str) -> Self::T {
-            event_core::transport::RedisTransport::builder(self.0.url())
-                .prefix(prefix)
-                .shards(4)
-                .lease(LEASE)
-                .connect()
-                .await
-                .expect("connects")
-        }
-        fn kill(&self) {
-            self.0.kill();
-        }
-        fn restart(&self) {
-            self.0.restart();
-        }
-    }
-    let own = Own(tests::redis_server::RedisServer::start().expect("starts redis-server"));
-    broker_restart(&own).await;
-}
-
-/// NATS JetStream, on a `nats-server -js` of this test process's own.
+/// NATS JetStream, on a `nats-server -js` of this test process's own, shared or not.
 mod nats_broker {
     use super::{Broker, LEASE};
     use event_core::transport::NatsTransport;
     use tests::nats_server::NatsServer;
 
-    pub(super) struct Nats;
+    pub(super) struct Nats(pub(super) Option<NatsServer>);
+
+    impl Nats {
+        fn server(&self) -> &NatsServer {
+            self.0.as_ref().unwrap_or_else(|| NatsServer::shared())
+        }
+    }
 
     impl Broker for Nats {
         type T = NatsTransport;
 
         async fn transport(&self, prefix: &str) -> NatsTransport {
-            NatsTransport::builder(NatsServer::shared().url())
+            NatsTransport::builder(self.server().url())
                 .prefix(prefix)
                 .shards(4)
                 .lease(LEASE)
@@ -1321,39 +1306,27 @@ mod nats_broker {
         }
 
         fn kill(&self) {
-            NatsServer::shared().kill();
+            self.server().kill();
         }
 
         fn restart(&self) {
-            NatsServer::shared().restart();
+            self.server().restart();
         }
     }
 }
 
-conformance!(nats, nats_broker::Nats);
+conformance!(redis, redis_broker::Redis(None));
+conformance!(nats, nats_broker::Nats(None));
 
-/// The restart case needs a server of its own: the others share one.
+/// The restart cases need a server of their own: the others share one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_broker_restart() {
+    let server = tests::redis_server::RedisServer::start().expect("starts redis-server");
+    broker_restart(&redis_broker::Redis(Some(server))).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_broker_restart() {
-    struct Own(tests::nats_server::NatsServer);
-    impl Broker for Own {
-        type T = event_core::transport::NatsTransport;
-        async fn transport(&self, prefix: &str) -> Self::T {
-            event_core::transport::NatsTransport::builder(self.0.url())
-                .prefix(prefix)
-                .shards(4)
-                .lease(LEASE)
-                .connect()
-                .await
-                .expect("connects")
-        }
-        fn kill(&self) {
-            self.0.kill();
-        }
-        fn restart(&self) {
-            self.0.restart();
-        }
-    }
-    let own = Own(tests::nats_server::NatsServer::start().expect("starts nats-server"));
-    broker_restart(&own).await;
+    let server = tests::nats_server::NatsServer::start().expect("starts nats-server");
+    broker_restart(&nats_broker::Nats(Some(server))).await;
 }

@@ -78,6 +78,40 @@ pub struct GroupSpec {
 }
 
 impl GroupSpec {
+    /// Whether the group reads `event_type` (every type without [`event_types`](Self::event_types)).
+    #[cfg(any(feature = "redis", feature = "nats"))]
+    pub(crate) fn reads(&self, event_type: &str) -> bool {
+        self.event_types.as_ref().is_none_or(|types| {
+            types
+                .iter()
+                .any(|pattern| type_matches(pattern, event_type))
+        })
+    }
+
+    /// The topics the group reads that its types name (`main` alone unless `by_context`),
+    /// and whether it reads every topic besides (a `*` where the topic is, or no types), so
+    /// that the topics created later count too.
+    #[cfg(any(feature = "redis", feature = "nats"))]
+    pub(crate) fn topics(&self, by_context: bool) -> (std::collections::BTreeSet<String>, bool) {
+        if !by_context {
+            return (std::iter::once("main".to_owned()).collect(), false);
+        }
+        let Some(types) = &self.event_types else {
+            return (std::collections::BTreeSet::new(), true);
+        };
+        let mut topics = std::collections::BTreeSet::new();
+        let mut all = false;
+        for event_type in types {
+            let topic = topic_of(true, event_type);
+            if topic.contains('*') {
+                all = true;
+            } else {
+                topics.insert(topic.to_owned());
+            }
+        }
+        (topics, all)
+    }
+
     /// A member `consumer` of `group`, reading every event type, starting now.
     pub fn new(group: impl Into<String>, consumer: impl Into<String>) -> Self {
         GroupSpec {
@@ -455,6 +489,38 @@ pub(crate) fn type_matches(pattern: &str, event_type: &str) -> bool {
         }
     }
     parts.next().is_none()
+}
+
+/// Runs a member's lease rounds every third of `lease` until aborted, logging when they
+/// start failing (leases then run out unless renewed in time) and when they work again.
+#[cfg(any(feature = "redis", feature = "nats"))]
+pub(crate) async fn lease_rounds<F, R>(lease: Duration, spec: &GroupSpec, mut round: F)
+where
+    F: FnMut() -> R,
+    R: Future<Output = Result<(), TransportError>>,
+{
+    let mut failing = false;
+    loop {
+        tokio::time::sleep(lease / 3).await;
+        match round().await {
+            Ok(()) if failing => {
+                failing = false;
+                tracing::info!(group = %spec.group, consumer = %spec.consumer, "lease round works again");
+            }
+            Ok(()) => {}
+            Err(error) => {
+                if !failing {
+                    tracing::warn!(
+                        group = %spec.group,
+                        consumer = %spec.consumer,
+                        %error,
+                        "lease round failed; leases run out unless renewed in time"
+                    );
+                }
+                failing = true;
+            }
+        }
+    }
 }
 
 /// How long a member waits between two attempts to reach a broker that is down, growing to

@@ -12,33 +12,8 @@ use std::time::Instant;
 
 /// Runs rounds until aborted (on leave, or when the member is dropped).
 pub(super) async fn run(member: Arc<Shared>) {
-    let period = member.inner.lease / 3;
-    let mut failing = false;
-    loop {
-        tokio::time::sleep(period).await;
-        match round(&member).await {
-            Ok(()) if failing => {
-                failing = false;
-                tracing::info!(
-                    group = %member.spec.group,
-                    consumer = %member.spec.consumer,
-                    "lease round works again"
-                );
-            }
-            Ok(()) => {}
-            Err(error) => {
-                if !failing {
-                    tracing::warn!(
-                        group = %member.spec.group,
-                        consumer = %member.spec.consumer,
-                        %error,
-                        "lease round failed; leases run out unless renewed in time"
-                    );
-                }
-                failing = true;
-            }
-        }
-    }
+    let lease = member.inner.lease;
+    crate::transport::lease_rounds(lease, &member.spec, || round(&member)).await;
 }
 
 /// One round.

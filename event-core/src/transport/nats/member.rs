@@ -3,15 +3,13 @@
 
 use super::{Inner, TYPE_HEADER, lease, names};
 use crate::envelope::RawEnvelope;
-use crate::transport::{
-    EntryRef, GroupSpec, Member, Received, StartFrom, TransportError, type_matches,
-};
+use crate::transport::{EntryRef, GroupSpec, Member, Received, StartFrom, TransportError};
 use async_nats::Subject;
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
 use async_nats::jetstream::kv;
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -150,14 +148,6 @@ impl Shared {
         }
     }
 
-    fn reads_type(&self, event_type: &str) -> bool {
-        self.spec.event_types.as_ref().is_none_or(|types| {
-            types
-                .iter()
-                .any(|pattern| type_matches(pattern, event_type))
-        })
-    }
-
     /// Starts pulling from a shard's consumer under a lease just taken.
     pub(super) fn start_puller(
         self: &Arc<Self>,
@@ -175,36 +165,11 @@ pub(super) async fn group_topics(
     inner: &Inner,
     spec: &GroupSpec,
 ) -> Result<Vec<String>, TransportError> {
-    let mut topics = BTreeSet::new();
-    let mut all = false;
-    match &spec.event_types {
-        None => all = inner.by_context,
-        Some(types) => {
-            for event_type in types {
-                let topic = inner.topic_of(event_type);
-                if topic.contains('*') {
-                    all = true;
-                } else {
-                    topics.insert(topic.to_owned());
-                }
-            }
-        }
-    }
-    if !inner.by_context {
-        topics.clear();
-        topics.insert("main".to_owned());
-    } else if all {
+    let (mut topics, all) = spec.topics(inner.by_context);
+    if all {
         topics.extend(inner.all_topics().await?);
     }
     Ok(topics.into_iter().collect())
-}
-
-fn dynamic_topics(inner: &Inner, spec: &GroupSpec) -> bool {
-    inner.by_context
-        && spec
-            .event_types
-            .as_ref()
-            .is_none_or(|types| types.iter().any(|t| inner.topic_of(t).contains('*')))
 }
 
 /// The settings of a group's consumer on a shard.
@@ -418,7 +383,7 @@ impl NatsMember {
         let kv = bucket(&inner, &spec.group).await?;
         let (tx, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
-            dynamic_topics: dynamic_topics(&inner, &spec),
+            dynamic_topics: spec.topics(inner.by_context).1,
             inner: Arc::clone(&inner),
             spec,
             kv,
@@ -482,7 +447,7 @@ impl NatsMember {
                 return Ok(());
             }
         };
-        if !self.shared.reads_type(&envelope.event_type) {
+        if !self.shared.spec.reads(&envelope.event_type) {
             self.ack(&entry).await.or_else(ignore_fenced)?;
             return Ok(());
         }

@@ -20,33 +20,8 @@ pub(super) fn millis(duration: Duration) -> u64 {
 
 /// Runs rounds until aborted (on leave, or when the member is dropped).
 pub(super) async fn run(shared: Arc<Shared>) {
-    let period = shared.inner.lease / 3;
-    let mut failing = false;
-    loop {
-        tokio::time::sleep(period).await;
-        match round(&shared).await {
-            Ok(()) if failing => {
-                failing = false;
-                tracing::info!(
-                    group = %shared.spec.group,
-                    consumer = %shared.spec.consumer,
-                    "lease round works again"
-                );
-            }
-            Ok(()) => {}
-            Err(error) => {
-                if !failing {
-                    tracing::warn!(
-                        group = %shared.spec.group,
-                        consumer = %shared.spec.consumer,
-                        %error,
-                        "lease round failed; leases run out unless renewed in time"
-                    );
-                }
-                failing = true;
-            }
-        }
-    }
+    let lease = shared.inner.lease;
+    crate::transport::lease_rounds(lease, &shared.spec, || round(&shared)).await;
 }
 
 /// One round.

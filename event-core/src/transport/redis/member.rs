@@ -5,7 +5,6 @@ use super::acks::Acks;
 use super::reply::{self, Entry};
 use super::{Inner, lease, map_error, scripts};
 use crate::envelope::RawEnvelope;
-use crate::transport::type_matches;
 use crate::transport::{
     EntryRef, GroupSpec, Member, Received, StartFrom, TransportError, reconnect_delay,
 };
@@ -105,14 +104,6 @@ impl Shared {
         })
     }
 
-    fn reads_type(&self, event_type: &str) -> bool {
-        self.spec.event_types.as_ref().is_none_or(|types| {
-            types
-                .iter()
-                .any(|pattern| type_matches(pattern, event_type))
-        })
-    }
-
     /// The streams to read (every topic) of the shards held, not being released and not
     /// about to run out (as
     /// [`holds_token`](Self::holds_token) counts), each with how long its lease still
@@ -168,36 +159,11 @@ pub(super) async fn group_topics(
     inner: &Inner,
     spec: &GroupSpec,
 ) -> Result<Vec<String>, TransportError> {
-    let mut topics = BTreeSet::new();
-    let mut all = false;
-    match &spec.event_types {
-        None => all = inner.by_context,
-        Some(types) => {
-            for event_type in types {
-                let topic = inner.topic_of(event_type);
-                if topic.contains('*') {
-                    all = true;
-                } else {
-                    topics.insert(topic.to_owned());
-                }
-            }
-        }
-    }
-    if !inner.by_context {
-        topics.clear();
-        topics.insert("main".to_owned());
-    } else if all {
+    let (mut topics, all) = spec.topics(inner.by_context);
+    if all {
         topics.extend(inner.all_topics().await?);
     }
     Ok(topics.into_iter().collect())
-}
-
-fn dynamic_topics(inner: &Inner, spec: &GroupSpec) -> bool {
-    inner.by_context
-        && spec
-            .event_types
-            .as_ref()
-            .is_none_or(|types| types.iter().any(|t| inner.topic_of(t).contains('*')))
 }
 
 /// Creates the group on every shard stream of a topic, at `start` where it is new.
@@ -406,7 +372,7 @@ impl RedisMember {
             create_groups(&inner, &spec.group, topic, &start).await?;
         }
         let shared = Arc::new(Shared {
-            dynamic_topics: dynamic_topics(&inner, &spec),
+            dynamic_topics: spec.topics(inner.by_context).1,
             inner: Arc::clone(&inner),
             spec,
             state: Mutex::new(State {
@@ -559,7 +525,7 @@ impl RedisMember {
                     continue;
                 }
             };
-            if !self.shared.reads_type(&envelope.event_type) {
+            if !self.shared.spec.reads(&envelope.event_type) {
                 self.fenced_ack(&reference).await?;
                 continue;
             }
