@@ -65,6 +65,8 @@ cargo test --workspace --doc --locked
 step "examples run"
 cargo run --locked -q -p orders >/dev/null
 cargo run --locked -q -p chatbot >/dev/null
+cargo run --locked -q -p chatbot -- --transport redis >/dev/null
+cargo run --locked -q -p chatbot -- --transport nats >/dev/null
 cargo run --locked -q -p game-engine >/dev/null
 cargo run --locked -q -p saas >/dev/null
 

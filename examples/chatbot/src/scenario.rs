@@ -4,6 +4,14 @@
 //! Every step is sequenced by events, not sleeps: the scenario publishes a guild event with a
 //! correlation id of its own and awaits, with `wait_for`, the event that ends the step. The
 //! only wait on the clock is the breaker's cool-down, which the breaker times itself.
+//!
+//! Two sides take part, each subscribed on a bus of its own or on a shared one:
+//! [`AiService`] (the circuit breaker, the greeter and the provider) and [`Gateway`] (the
+//! Discord side: it publishes the guilds' presence, awaits the AI's replies, and hosts the
+//! JSON log and the ops dashboard). [`run`] puts both on one in-memory bus; `chatbot
+//! --transport redis|nats` puts each in a process of its own on a broker
+//! ([`crate::processes`]), and the story reaches the AI service's memory (the greeting it
+//! wrote, its counters) through an [`AiLink`].
 
 use crate::ai::{Greeter, SimulatedProvider};
 use crate::breaker::{BreakerConfig, CircuitBreaker, State};
@@ -11,12 +19,16 @@ use crate::events::{
     AiBreakerClosed, AiBreakerHalfOpen, AiBreakerOpen, AiCallFailure, AiCallSuccess,
     GuildConnected, GuildDisconnected,
 };
+use crate::groups;
 use crate::json_log::{JsonLog, Output};
+use event_core::transport::TransportError;
 use event_core::{
     DeadLetter, DomainEvent, Envelope, EventBus, EventUnion, MetricsSnapshot, PublishContext,
     PublishError, SubscribeError, WaitError,
 };
+use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::future::Future;
 use std::io::{self, Write};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -77,7 +89,9 @@ pub struct Summary {
     pub provider_calls: u32,
     /// How many JSON lines the log wrote.
     pub log_lines: u64,
-    /// The bus's counters after shutdown.
+    /// The counters after shutdown, of every bus of the run: this process's, plus the AI
+    /// service's when it ran in a process of its own (then each latency bound is the larger
+    /// of the two processes').
     pub metrics: MetricsSnapshot,
     /// The dead letters after shutdown.
     pub dead_letters: Vec<DeadLetter>,
@@ -93,6 +107,12 @@ pub enum Error {
     Publish(PublishError),
     /// An awaited event did not come.
     Wait(WaitError),
+    /// The broker could not be reached.
+    Transport(TransportError),
+    /// The broker's consumer groups did not join, or did not handle every event, in time.
+    Groups(String),
+    /// The AI service's process failed, or did not answer as expected.
+    AiService(String),
     /// The output could not be written.
     Output(io::Error),
     /// The JSON log fell behind the events published.
@@ -112,6 +132,9 @@ impl fmt::Display for Error {
             Error::Subscribe(error) => write!(f, "cannot subscribe: {error}"),
             Error::Publish(error) => write!(f, "cannot publish: {error}"),
             Error::Wait(error) => write!(f, "an awaited event did not come: {error}"),
+            Error::Transport(error) => write!(f, "the broker: {error}"),
+            Error::Groups(what) => f.write_str(what),
+            Error::AiService(what) => write!(f, "the AI service: {what}"),
             Error::Output(error) => write!(f, "cannot write the output: {error}"),
             Error::LogBehind { written, published } => write!(
                 f,
@@ -128,8 +151,12 @@ impl std::error::Error for Error {
             Error::Subscribe(error) => Some(error),
             Error::Publish(error) => Some(error),
             Error::Wait(error) => Some(error),
+            Error::Transport(error) => Some(error),
             Error::Output(error) => Some(error),
-            Error::LogBehind { .. } | Error::Unexpected(_) => None,
+            Error::Groups(_)
+            | Error::AiService(_)
+            | Error::LogBehind { .. }
+            | Error::Unexpected(_) => None,
         }
     }
 }
@@ -152,6 +179,12 @@ impl From<WaitError> for Error {
     }
 }
 
+impl From<TransportError> for Error {
+    fn from(error: TransportError) -> Self {
+        Error::Transport(error)
+    }
+}
+
 impl From<io::Error> for Error {
     fn from(error: io::Error) -> Self {
         Error::Output(error)
@@ -168,6 +201,255 @@ pub enum BreakerEvents {
     HalfOpen(AiBreakerHalfOpen),
     /// Reset.
     Closed(AiBreakerClosed),
+}
+
+/// The name of the consumer that watches the breaker's announcements.
+pub const DASHBOARD: &str = "ops-dashboard";
+
+/// The AI service: the circuit breaker, and the greeter asking the simulated provider,
+/// subscribed on a bus.
+#[derive(Debug)]
+pub struct AiService {
+    breaker: CircuitBreaker,
+    greeter: Greeter,
+    provider: Arc<SimulatedProvider>,
+}
+
+impl AiService {
+    /// Its subscriptions: the consumer groups it joins on a broker.
+    pub const GROUPS: [&str; 2] = [CircuitBreaker::SUBSCRIPTION, Greeter::SUBSCRIPTION];
+
+    /// Subscribes the breaker and the greeter on `bus`, with `config`'s breaker, provider
+    /// and attempts.
+    ///
+    /// # Errors
+    ///
+    /// When a subscription name is taken or the bus is shut down.
+    pub fn start(bus: &EventBus, config: &Config) -> Result<Self, SubscribeError> {
+        let breaker = CircuitBreaker::start(bus, config.breaker)?;
+        let provider = Arc::new(SimulatedProvider::new(
+            PROVIDER,
+            MODEL,
+            config.provider_failures,
+        ));
+        let greeter = Greeter::start(
+            bus,
+            breaker.clone(),
+            Arc::clone(&provider),
+            config.max_attempts,
+        )?;
+        Ok(AiService {
+            breaker,
+            greeter,
+            provider,
+        })
+    }
+
+    /// The greeting written for the request with this correlation id.
+    pub fn greeting(&self, correlation_id: &str) -> Option<String> {
+        self.greeter.greeting(correlation_id)
+    }
+
+    /// The provider's calls and the breaker's state now; no counters (see
+    /// [`AiReport::counters`]).
+    pub fn report(&self) -> AiReport {
+        AiReport {
+            provider_calls: self.provider.calls(),
+            breaker: self.breaker.state(PROVIDER),
+            counters: None,
+        }
+    }
+}
+
+/// What the AI service tells at the end of the run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AiReport {
+    /// How many calls reached the provider.
+    pub provider_calls: u32,
+    /// The breaker's state for [`PROVIDER`].
+    pub breaker: State,
+    /// Its bus's counters, when that is not the gateway's bus (the AI service ran in a
+    /// process of its own).
+    pub counters: Option<Counters>,
+}
+
+/// A bus's counters, as one process hands them to another (see [`MetricsSnapshot`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    /// Events accepted by `publish`.
+    pub published: u64,
+    /// Deliveries handled successfully.
+    pub delivered: u64,
+    /// Attempts that failed and were retried.
+    pub retried: u64,
+    /// Deliveries moved to the dead letters.
+    pub dead_lettered: u64,
+    /// Deliveries skipped as already handled.
+    pub deduplicated: u64,
+    /// Deliveries left to a shard's new owner.
+    pub fenced: u64,
+    /// Writes refused because their lease had passed on.
+    pub refused: u64,
+    /// Deliveries not yet settled.
+    pub in_flight: u64,
+    /// Median handler latency bound, in microseconds.
+    pub latency_p50_us: Option<u64>,
+    /// 90th percentile handler latency bound, in microseconds.
+    pub latency_p90_us: Option<u64>,
+    /// 99th percentile handler latency bound, in microseconds.
+    pub latency_p99_us: Option<u64>,
+}
+
+impl From<MetricsSnapshot> for Counters {
+    fn from(m: MetricsSnapshot) -> Self {
+        let micros = |latency: Option<Duration>| {
+            latency.map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+        };
+        Counters {
+            published: m.published,
+            delivered: m.delivered,
+            retried: m.retried,
+            dead_lettered: m.dead_lettered,
+            deduplicated: m.deduplicated,
+            fenced: m.fenced,
+            refused: m.refused,
+            in_flight: m.in_flight,
+            latency_p50_us: micros(m.latency_p50),
+            latency_p90_us: micros(m.latency_p90),
+            latency_p99_us: micros(m.latency_p99),
+        }
+    }
+}
+
+impl Counters {
+    /// Adds these counters to `metrics`; each latency bound becomes the larger of the two.
+    pub fn add_to(&self, metrics: &mut MetricsSnapshot) {
+        metrics.published += self.published;
+        metrics.delivered += self.delivered;
+        metrics.retried += self.retried;
+        metrics.dead_lettered += self.dead_lettered;
+        metrics.deduplicated += self.deduplicated;
+        metrics.fenced += self.fenced;
+        metrics.refused += self.refused;
+        metrics.in_flight += self.in_flight;
+        let larger = |mine: Option<Duration>, theirs: Option<u64>| {
+            mine.max(theirs.map(Duration::from_micros))
+        };
+        metrics.latency_p50 = larger(metrics.latency_p50, self.latency_p50_us);
+        metrics.latency_p90 = larger(metrics.latency_p90, self.latency_p90_us);
+        metrics.latency_p99 = larger(metrics.latency_p99, self.latency_p99_us);
+    }
+}
+
+/// The AI service as the story reaches it besides the bus: the greeting it wrote, and its
+/// report at the end. [`AiService`] itself when it shares the gateway's process;
+/// [`AiProcess`](crate::processes::AiProcess) when it runs in another.
+pub trait AiLink {
+    /// The greeting written for the request with this correlation id.
+    fn greeting(
+        &mut self,
+        correlation_id: &str,
+    ) -> impl Future<Output = Result<Option<String>, Error>> + Send;
+
+    /// Called once the flow is over and every event handled: stops the AI service (its
+    /// process shuts its bus down), and returns its report.
+    fn finish(self) -> impl Future<Output = Result<AiReport, Error>> + Send;
+}
+
+impl AiLink for AiService {
+    async fn greeting(&mut self, correlation_id: &str) -> Result<Option<String>, Error> {
+        Ok(AiService::greeting(self, correlation_id))
+    }
+
+    async fn finish(self) -> Result<AiReport, Error> {
+        Ok(self.report())
+    }
+}
+
+/// The gateway's side: the JSON log and the ops dashboard subscribed on a bus, and the story
+/// that publishes the guilds' presence and awaits the AI's replies.
+#[derive(Debug)]
+pub struct Gateway {
+    bus: EventBus,
+    out: Output,
+    log: JsonLog,
+    states: Arc<Mutex<Vec<State>>>,
+}
+
+impl Gateway {
+    /// Its subscriptions: the consumer groups it joins on a broker.
+    pub const GROUPS: [&str; 2] = [JsonLog::SUBSCRIPTION, DASHBOARD];
+
+    /// Subscribes the JSON log, writing to `out`, and the ops dashboard on `bus`.
+    ///
+    /// # Errors
+    ///
+    /// When a subscription name is taken or the bus is shut down.
+    pub fn start(bus: &EventBus, out: Output) -> Result<Self, SubscribeError> {
+        let log = JsonLog::start(bus, out.clone())?;
+        let states = watch_breaker(bus)?;
+        Ok(Gateway {
+            bus: bus.clone(),
+            out,
+            log,
+            states,
+        })
+    }
+
+    /// Runs the story against the AI service reached through `ai`, shuts the bus down, and
+    /// writes the summary. The AI service must be subscribed (on a broker: joined) before.
+    ///
+    /// # Errors
+    ///
+    /// As [`run`].
+    pub async fn run(self, config: &Config, mut ai: impl AiLink) -> Result<Summary, Error> {
+        let Gateway {
+            bus,
+            out,
+            log,
+            states,
+        } = self;
+        let story = Story {
+            bus: bus.clone(),
+            out,
+            log,
+            config: config.clone(),
+        };
+
+        // Each step is narrated once its whole cascade is published and logged, so the
+        // lines come out in the same order on every run.
+        story.provider_down().await?;
+        let timed_out = story.refused().await?;
+        story.cool_down().await?;
+        let (reply, greeting) = story.trial(&mut ai).await?;
+        story.wind_down().await?;
+        let report = ai.finish().await?;
+
+        let dead_letters = bus.dead_letters().await;
+        let breaker_states = states
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let mut metrics = bus.metrics();
+        if let Some(counters) = &report.counters {
+            counters.add_to(&mut metrics);
+        }
+        let summary = Summary {
+            breaker_states,
+            reply,
+            greeting,
+            timed_out,
+            provider_calls: report.provider_calls,
+            log_lines: story.log.written(),
+            metrics,
+            dead_letters,
+        };
+        story.summarize(&summary)?;
+        if report.breaker != State::Closed {
+            return Err(Error::Unexpected("the breaker did not end closed".into()));
+        }
+        Ok(summary)
+    }
 }
 
 /// Runs the scenario with the default [`Config`], writing the JSON log and a narration to
@@ -187,57 +469,12 @@ pub async fn run(out: impl Write + Send + 'static) -> Result<Summary, Error> {
 ///
 /// As [`run`].
 pub async fn run_with(out: impl Write + Send + 'static, config: &Config) -> Result<Summary, Error> {
-    let out = Output::new(out);
+    // One in-memory bus for both sides: over a broker, each would build its own from
+    // `Backend::bus`, and nothing else would change.
     let bus = EventBus::builder().build();
-    let log = JsonLog::start(&bus, out.clone())?;
-    let breaker = CircuitBreaker::start(&bus, config.breaker)?;
-    let provider = Arc::new(SimulatedProvider::new(
-        PROVIDER,
-        MODEL,
-        config.provider_failures,
-    ));
-    let greeter = Greeter::start(
-        &bus,
-        breaker.clone(),
-        Arc::clone(&provider),
-        config.max_attempts,
-    )?;
-    let states = watch_breaker(&bus)?;
-    let story = Story {
-        bus: bus.clone(),
-        out,
-        log,
-        config: config.clone(),
-    };
-
-    // Each step is narrated once its whole cascade is published and logged, so the lines
-    // come out in the same order on every run.
-    story.provider_down().await?;
-    let timed_out = story.refused().await?;
-    story.cool_down().await?;
-    let (reply, greeting) = story.trial(&greeter).await?;
-    story.wind_down().await?;
-
-    let dead_letters = bus.dead_letters().await;
-    let breaker_states = states
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clone();
-    let summary = Summary {
-        breaker_states,
-        reply,
-        greeting,
-        timed_out,
-        provider_calls: provider.calls(),
-        log_lines: story.log.written(),
-        metrics: bus.metrics(),
-        dead_letters,
-    };
-    story.summarize(&summary)?;
-    if breaker.state(PROVIDER) != State::Closed {
-        return Err(Error::Unexpected("the breaker did not end closed".into()));
-    }
-    Ok(summary)
+    let gateway = Gateway::start(&bus, Output::new(out))?;
+    let ai = AiService::start(&bus, config)?;
+    gateway.run(config, ai).await
 }
 
 /// Subscribes the `ops-dashboard` consumer, which records the breaker's states as announced,
@@ -245,7 +482,7 @@ pub async fn run_with(out: impl Write + Send + 'static, config: &Config) -> Resu
 fn watch_breaker(bus: &EventBus) -> Result<Arc<Mutex<Vec<State>>>, SubscribeError> {
     let states = Arc::new(Mutex::new(vec![State::Closed]));
     let watched = Arc::clone(&states);
-    bus.subscribe::<BreakerEvents, _, _>("ops-dashboard", move |env| {
+    bus.subscribe::<BreakerEvents, _, _>(DASHBOARD, move |env| {
         let watched = Arc::clone(&watched);
         async move {
             let state = match env.payload {
@@ -345,14 +582,18 @@ impl Story {
 
     /// Step 4: the trial call succeeds and closes the breaker; returns the reply and the
     /// greeting.
-    async fn trial(&self, greeter: &Greeter) -> Result<(Envelope<AiCallSuccess>, String), Error> {
+    async fn trial(
+        &self,
+        ai: &mut impl AiLink,
+    ) -> Result<(Envelope<AiCallSuccess>, String), Error> {
         self.section("4. A fifth guild's greeting is the trial call")?;
         let request = self.connect("g-5", "Clippy Club").await?;
         let reply = self.wait::<AiCallSuccess>(&request).await?;
         // The trial's success closes the breaker.
         self.wait::<AiBreakerClosed>(&request).await?;
-        let greeting = greeter
+        let greeting = ai
             .greeting(&request)
+            .await?
             .ok_or_else(|| Error::Unexpected(format!("no greeting stored for {request}")))?;
         self.say(&format!(
             "reply to {request}: {greeting:?} ({}/{}, attempts={}, latencyMs={})",
@@ -365,7 +606,8 @@ impl Story {
         Ok((reply, greeting))
     }
 
-    /// Step 5: a known guild refreshes its presence, one leaves, and the bus shuts down.
+    /// Step 5: a known guild refreshes its presence, one leaves, and the bus shuts down once
+    /// every event is handled and logged.
     async fn wind_down(&self) -> Result<(), Error> {
         self.section("5. g-2 refreshes its presence (known: no AI call), g-1 leaves, shutdown")?;
         self.connect_as("req-g-2-refresh", "g-2", "Tokio Town")
@@ -376,8 +618,13 @@ impl Story {
                 GuildDisconnected { id: "g-1".into() },
             )
             .await?;
-        self.bus.shutdown().await; // drains every subscription
-        self.caught_up().await
+        // On a broker, a bus that shuts down leaves what its groups have not received
+        // there: first wait until every group, in every process, has handled everything.
+        // In memory this returns at once, and `shutdown` drains the queues.
+        groups::settled(&self.bus, self.config.reply_timeout).await?;
+        self.caught_up().await?;
+        self.bus.shutdown().await;
+        Ok(())
     }
 
     /// Connects a guild in a request of its own, `req-<guild id>`; returns that
@@ -410,10 +657,10 @@ impl Story {
         Ok(event)
     }
 
-    /// Waits until every event published so far is in the log, so what is said next is
-    /// printed after their lines.
+    /// Waits until every event published so far, by any process, is in the log, so what
+    /// is said next is printed after their lines.
     async fn caught_up(&self) -> Result<(), Error> {
-        let published = self.bus.metrics().published;
+        let published = groups::published(&self.bus).await?;
         self.log
             .caught_up(published, self.config.reply_timeout)
             .await
