@@ -193,10 +193,13 @@ impl NatsTransportBuilder {
             .request_timeout(Some(Duration::from_secs(5)))
             .retry_on_initial_connect()
             .max_reconnects(None)
-            .reconnect_delay_callback(|attempt| {
-                super::reconnect_delay(u32::try_from(attempt).unwrap_or(u32::MAX), {
-                    Duration::from_millis(500)
-                })
+            // Called before every attempt, the first included (with 1): no wait before it.
+            .reconnect_delay_callback(|attempt| match attempt {
+                0 | 1 => Duration::ZERO,
+                n => super::reconnect_delay(
+                    u32::try_from(n - 1).unwrap_or(u32::MAX),
+                    Duration::from_millis(500),
+                ),
             })
             .connect(self.url.as_str());
         let client = tokio::time::timeout(Duration::from_secs(5), client)
