@@ -393,3 +393,55 @@ async fn an_entry_on_which_owners_keep_dying_is_set_aside_as_a_dead_letter() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trim_by_age_keeps_what_a_group_has_not_acknowledged_unless_forced() {
+    bounded(
+        Duration::from_secs(20),
+        Box::pin(async {
+            use event_core::transport::Retention;
+
+            let transport = transport(&prefix("age")).await;
+            let member = transport
+                .join(
+                    &GroupSpec::new("billing", "a")
+                        .start_from(event_core::transport::StartFrom::Beginning),
+                )
+                .await
+                .expect("joins");
+            let old: Vec<RawEnvelope> = (0..3).map(|n| event(&format!("o-{n}"), n)).collect();
+            transport.publish(&old).await.expect("publishes");
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            let young: Vec<RawEnvelope> = (3..5).map(|n| event(&format!("o-{n}"), n)).collect();
+            transport.publish(&young).await.expect("publishes");
+            let retention = Retention::max_age(Duration::from_secs(1));
+
+            // Nothing acknowledged yet: the group holds the old ones.
+            let report = transport.trim(&retention).await.expect("trims");
+            assert_eq!(report.removed, 0, "{report:?}");
+            assert_eq!(report.held_by, ["billing"]);
+            assert_eq!(length(&transport).await, 5);
+
+            // Acknowledged: only the old ones go.
+            let received = receive_n(&*member, 5, Duration::from_secs(3)).await;
+            assert_eq!(received.len(), 5);
+            for entry in &received {
+                member.ack(&entry.entry).await.expect("acknowledges");
+            }
+            let report = transport.trim(&retention).await.expect("trims");
+            assert_eq!(report.removed, 3, "{report:?}");
+            assert!(report.held_by.is_empty(), "{report:?}");
+            assert_eq!(length(&transport).await, 2);
+
+            // Forced, with every entry old: all go, acknowledged or not.
+            let report = transport
+                .trim(&Retention::max_age(Duration::ZERO).forced())
+                .await
+                .expect("trims");
+            assert_eq!(report.removed, 2, "{report:?}");
+            assert_eq!(length(&transport).await, 0);
+            member.leave().await;
+        }),
+    )
+    .await;
+}
