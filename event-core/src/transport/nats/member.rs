@@ -1,7 +1,6 @@
 //! A member of a consumer group: the leases it holds (renewed by [`lease`](super::lease)), a
 //! puller task per shard consumer it owns, its receives and its fenced acknowledgements.
 
-use super::acks::Acks;
 use super::{Inner, TYPE_HEADER, lease, names};
 use crate::envelope::RawEnvelope;
 use crate::transport::{EntryRef, GroupSpec, Member, Received, StartFrom, TransportError};
@@ -26,8 +25,6 @@ pub(super) struct Shared {
     pub(super) kv: kv::Store,
     /// Where pullers put what they pulled, for [`NatsMember::receive`].
     tx: mpsc::UnboundedSender<Pulled>,
-    /// Acknowledgements under way, coalesced per consumer.
-    acks: Arc<Acks>,
     state: Mutex<State>,
 }
 
@@ -391,7 +388,6 @@ impl NatsMember {
             spec,
             kv,
             tx,
-            acks: Arc::default(),
             state: Mutex::new(State {
                 topics,
                 ..State::default()
@@ -584,8 +580,10 @@ impl NatsMember {
 
 /// Acknowledges an entry under its lease, and waits for the server to confirm it: refused
 /// ([`TransportError::Fenced`]) when the lease is gone, or when no consumer answers because
-/// a new owner deleted this one's meanwhile (see [`Acks`]; not the client's `double_ack`,
-/// which takes the server's "no responders" status for a confirmation).
+/// a new owner deleted this one's meanwhile.
+///
+/// A request on the acknowledgement subject rather than the client's `double_ack`, which
+/// takes the server's "no responders" status for a confirmation.
 pub(super) async fn ack(shared: &Shared, entry: &EntryRef) -> Result<(), TransportError> {
     let inner = &shared.inner;
     let Ok(reply) = shared.settle(entry) else {
@@ -595,7 +593,17 @@ pub(super) async fn ack(shared: &Shared, entry: &EntryRef) -> Result<(), Transpo
         // Acknowledged already.
         return Ok(());
     };
-    shared.acks.ack(inner, entry, reply).await
+    match inner.client.request(reply, "+ACK".into()).await {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == async_nats::RequestErrorKind::NoResponders => {
+            tracing::debug!(topic = %entry.topic, shard = entry.shard, token = entry.token, "acknowledgement refused: the consumer is gone");
+            Err(inner.fenced(entry))
+        }
+        Err(error) => Err(TransportError::Unavailable {
+            broker: inner.broker.clone(),
+            source: Arc::new(error),
+        }),
+    }
 }
 
 /// Takes `Fenced` as done (the entry's new owner deals with it).

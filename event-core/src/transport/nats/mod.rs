@@ -17,7 +17,6 @@
 //! acknowledgement or a pull of the stale owner then reaches no consumer and is refused, and
 //! the new owner reads again, first, everything the old one had not acknowledged.
 
-mod acks;
 mod admin;
 mod dead;
 mod lease;
