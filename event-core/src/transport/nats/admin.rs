@@ -97,7 +97,8 @@ pub(super) async fn trim(
             .clone();
         for shard in 0..inner.shards {
             let subject = inner.subject(&topic, shard);
-            let count = counts.get(&subject).copied().unwrap_or(0);
+            // What the subject keeps, less what the age cut below removes.
+            let mut count = counts.get(&subject).copied().unwrap_or(0);
             if count == 0 {
                 continue;
             }
@@ -136,15 +137,12 @@ pub(super) async fn trim(
                 }
                 let cut = cut.min(floor);
                 if cut > state.first_sequence {
-                    report.removed += purge(inner, &stream, &subject, Cut::Below(cut)).await?;
+                    let purged = purge(inner, &stream, &subject, Cut::Below(cut)).await?;
+                    report.removed += purged;
+                    count = count.saturating_sub(purged);
                 }
             }
             if let Some(max_len) = retention.max_len {
-                let count = subject_counts(inner, &stream, &topic)
-                    .await?
-                    .get(&subject)
-                    .copied()
-                    .unwrap_or(0);
                 if count <= max_len {
                     continue;
                 }

@@ -485,16 +485,14 @@ impl NatsMember {
     /// Gives an entry back: forgotten here, and the lease it came under is never renewed
     /// again, so that the shard is taken again under a new token from the floor.
     fn give_back(&self, entry: &EntryRef) {
-        let Ok(sequence) = entry.id.parse::<u64>() else {
-            return;
-        };
-        let mut state = self.shared.state();
-        if let Some(lease) = state
+        self.shared.forget(entry);
+        if let Some(lease) = self
+            .shared
+            .state()
             .leases
             .get_mut(&entry.shard)
             .filter(|l| l.token == entry.token)
         {
-            lease.outstanding.remove(&(entry.topic.clone(), sequence));
             lease.given_up = true;
         }
     }
