@@ -109,9 +109,9 @@ mod upcast;
 pub mod __private;
 
 pub use bus::{
-    DeadLetter, ErrorKind, EventBus, EventBusBuilder, HandlerError, MetricsSnapshot,
-    PublishContext, PublishError, RedeliverError, ReplayError, RetryPolicy, StoreGroups,
-    SubscribeError, SubscriptionOptions, WaitError,
+    DeadLetter, ErrorKind, EventBus, EventBusBuilder, FeedKind, HandlerError, LatencyHistogram,
+    MetricsSnapshot, PublishContext, PublishError, RedeliverError, ReplayError, RetryPolicy,
+    StoreGroups, SubscribeError, SubscriptionInfo, SubscriptionOptions, TypeStats, WaitError,
 };
 pub use envelope::{
     ACTOR_ID, CloudEventError, DEPTH, Envelope, Meta, PARTITION_KEY, RawEnvelope, TENANT_ID,

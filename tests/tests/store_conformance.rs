@@ -4,9 +4,10 @@
 
 use chrono::{SubsecRound, Utc};
 use event_core::store::{
-    Fence, Position, PostgresStore, SqliteStore, Store, StoreError, StoredDeadLetter, TimelineQuery,
+    EventQuery, Fence, Position, PostgresStore, SqliteStore, Store, StoreError, StoredDeadLetter,
+    TimelineQuery,
 };
-use event_core::{DeadLetter, Envelope, Meta, PARTITION_KEY, RawEnvelope};
+use event_core::{DeadLetter, Envelope, Meta, PARTITION_KEY, RawEnvelope, TENANT_ID};
 use serde_json::value::RawValue;
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -332,6 +333,7 @@ conformance!(
     timeline_pages_every_event_once,
     timeline_rejects_foreign_cursors,
     timeline_pages_are_stable_under_concurrent_appends,
+    query_filters_combine_and_page,
     prune_keeps_undelivered_events,
     append_in_commits_or_rolls_back_with_the_caller,
     claim_in_rolls_back_with_the_caller,
@@ -724,6 +726,78 @@ async fn timeline_pages_every_event_once(backend: impl Backend) {
             .unwrap()
             .events
             .is_empty()
+    );
+}
+
+async fn query_filters_combine_and_page(backend: impl Backend) {
+    let store = backend.open().await;
+    let mut tenant_a = event("o-1", "order.paid", 1);
+    tenant_a.meta.insert(TENANT_ID.to_owned(), "acme".into());
+    let batch = vec![
+        event("o-1", "order.created", 0),
+        tenant_a.clone(),
+        event("o-2", "order.created", 1),
+        event("o-2", "order.shipped", 2),
+        event("o-3", "order.paid", 3),
+    ];
+    let appended = store.append(batch.clone()).await.unwrap();
+    let ids = |page: &event_core::store::TimelinePage| -> Vec<Uuid> {
+        page.events.iter().map(|e| e.envelope.id).collect()
+    };
+
+    let everything = store.query(&EventQuery::new()).await.unwrap();
+    assert_eq!(positions(&everything.events), appended);
+    let by_key = store
+        .query(&EventQuery::new().partition_key("o-2"))
+        .await
+        .unwrap();
+    assert_eq!(ids(&by_key), [batch[2].id, batch[3].id]);
+    let by_types = EventQuery::new().event_types(["order.paid", "order.shipped"]);
+    let by_types = store.query(&by_types).await.unwrap();
+    assert_eq!(ids(&by_types), [batch[1].id, batch[3].id, batch[4].id]);
+    // `event` gives event n the correlation id `c-n`: events 1 and 2 share `c-1`.
+    let correlated = EventQuery::new().correlation_id("c-1").newest_first();
+    let correlated = store.query(&correlated).await.unwrap();
+    assert_eq!(ids(&correlated), [batch[2].id, batch[1].id]);
+    let tenant = store
+        .query(&EventQuery::new().tenant("acme"))
+        .await
+        .unwrap();
+    assert_eq!(ids(&tenant), [tenant_a.id]);
+    let one = store
+        .query(&EventQuery::new().id(batch[3].id))
+        .await
+        .unwrap();
+    assert_eq!(json(&one.events[0].envelope), json(&batch[3]));
+    let combined = EventQuery::new()
+        .partition_key("o-2")
+        .event_types(["order.paid"]);
+    assert!(store.query(&combined).await.unwrap().events.is_empty());
+    let later = Utc::now() + chrono::Duration::hours(1);
+    let future = EventQuery::new().appended(Some(later), None);
+    assert!(store.query(&future).await.unwrap().events.is_empty());
+    let past = EventQuery::new().appended(None, Some(later));
+    assert_eq!(store.query(&past).await.unwrap().events.len(), 5);
+
+    // Two at a time, each event once, then no cursor.
+    let mut query = EventQuery::new().limit(2);
+    let mut seen = Vec::new();
+    loop {
+        let page = store.query(&query).await.unwrap();
+        assert!(page.events.len() <= 2);
+        seen.extend(ids(&page));
+        match page.next_cursor {
+            Some(cursor) => query = query.cursor(cursor),
+            None => break,
+        }
+    }
+    assert_eq!(seen, batch.iter().map(|e| e.id).collect::<Vec<_>>());
+    let foreign = store
+        .query(&EventQuery::new().cursor("x; DROP TABLE"))
+        .await;
+    assert!(
+        matches!(foreign, Err(StoreError::InvalidCursor { .. })),
+        "{foreign:?}"
     );
 }
 

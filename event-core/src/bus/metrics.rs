@@ -1,5 +1,6 @@
 //! Counters and handler latency of a bus.
 
+use super::stats::LatencyHistogram;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
@@ -16,7 +17,7 @@ pub(crate) struct Metrics {
     pub(crate) fenced: AtomicU64,
     pub(crate) refused: AtomicU64,
     pub(crate) in_flight: AtomicU64,
-    latency: [AtomicU64; BUCKETS],
+    latency: Histogram,
 }
 
 impl Default for Metrics {
@@ -30,20 +31,51 @@ impl Default for Metrics {
             fenced: AtomicU64::new(0),
             refused: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
-            latency: std::array::from_fn(|_| AtomicU64::new(0)),
+            latency: Histogram::default(),
+        }
+    }
+}
+
+/// Handler latency in power-of-two buckets: bucket `i` holds durations below `2^i`
+/// microseconds (and at least the bucket before's bound).
+#[derive(Debug)]
+pub(crate) struct Histogram {
+    counts: [AtomicU64; BUCKETS],
+    sum_micros: AtomicU64,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram {
+            counts: std::array::from_fn(|_| AtomicU64::new(0)),
+            sum_micros: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Histogram {
+    pub(crate) fn record(&self, latency: Duration) {
+        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        let bucket = (u64::BITS - micros.leading_zeros()) as usize;
+        self.counts[bucket.min(BUCKETS - 1)].fetch_add(1, Relaxed);
+        self.sum_micros.fetch_add(micros, Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> LatencyHistogram {
+        LatencyHistogram {
+            counts: self.counts.iter().map(|c| c.load(Relaxed)).collect(),
+            sum_micros: self.sum_micros.load(Relaxed),
         }
     }
 }
 
 impl Metrics {
     pub(crate) fn record_latency(&self, latency: Duration) {
-        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-        let bucket = (u64::BITS - micros.leading_zeros()) as usize;
-        self.latency[bucket.min(BUCKETS - 1)].fetch_add(1, Relaxed);
+        self.latency.record(latency);
     }
 
     pub(crate) fn snapshot(&self) -> MetricsSnapshot {
-        let counts: Vec<u64> = self.latency.iter().map(|c| c.load(Relaxed)).collect();
+        let counts = self.latency.snapshot().counts;
         let percentile = |p: f64| -> Option<Duration> {
             let total: u64 = counts.iter().sum();
             if total == 0 {

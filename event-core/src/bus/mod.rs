@@ -39,6 +39,7 @@ mod retry;
 mod routing;
 mod shared;
 mod shutdown;
+mod stats;
 mod store_feed;
 mod store_group;
 mod subscribe;
@@ -54,6 +55,7 @@ pub use error::{
 };
 pub use metrics::MetricsSnapshot;
 pub use retry::RetryPolicy;
+pub use stats::{FeedKind, LatencyHistogram, SubscriptionInfo, TypeStats};
 pub use store_group::StoreGroups;
 
 use builder::Config;
@@ -203,6 +205,20 @@ impl EventBus {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(task);
+    }
+
+    /// The store behind a durable bus (the outbox, with a transport too); `None` in memory.
+    /// What operators' tools read the timeline and checkpoints from.
+    pub fn store(&self) -> Option<Arc<dyn crate::store::Store>> {
+        self.inner
+            .backing
+            .as_ref()
+            .map(|backing| Arc::clone(&backing.store))
+    }
+
+    /// Whether the bus has a transport (a broker between processes).
+    pub fn has_transport(&self) -> bool {
+        self.inner.remote.is_some()
     }
 
     /// The counters now.

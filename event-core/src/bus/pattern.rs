@@ -19,6 +19,11 @@ impl Pattern {
         (!self.segments.iter().any(|s| s == "*")).then(|| self.segments.join("."))
     }
 
+    /// The pattern as it was written.
+    pub(crate) fn text(&self) -> String {
+        self.segments.join(".")
+    }
+
     pub(crate) fn matches(&self, event_type: &str) -> bool {
         let mut parts = event_type.split('.');
         let last = self.segments.len() - 1;

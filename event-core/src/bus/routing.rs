@@ -4,6 +4,7 @@
 use super::delivery::Delivery;
 use super::parking::Parking;
 use super::pattern::Pattern;
+use super::stats::SubscriptionStats;
 use crate::envelope::Envelope;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -52,6 +53,8 @@ pub(crate) struct Route {
     pub(crate) lanes: std::sync::RwLock<Vec<Lane>>,
     /// The keys held back by dead letters, with ordered dead letters.
     pub(crate) parking: Option<Arc<Parking>>,
+    /// What it did, per event type; what it is handling now.
+    pub(crate) stats: Arc<SubscriptionStats>,
 }
 
 impl Route {

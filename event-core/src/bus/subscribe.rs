@@ -5,6 +5,7 @@ use super::handler::{self, Handler};
 use super::parking::Parking;
 use super::pattern::Pattern;
 use super::routing::{Lane, Matcher, Route, Routing};
+use super::stats::SubscriptionStats;
 use super::store_feed::{self, Durable};
 use super::store_group;
 use super::subscription::{self, Worker};
@@ -228,6 +229,7 @@ impl EventBus {
         let parking = options
             .ordered_dead_letters
             .then(|| Arc::new(Parking::default()));
+        let stats = Arc::new(SubscriptionStats::default());
         let worker = Worker {
             name: name.to_owned(),
             handler,
@@ -241,6 +243,7 @@ impl EventBus {
                 .map(|remote| Arc::clone(&remote.transport)),
             parking: parking.clone(),
             calls: std::sync::atomic::AtomicU64::new(0),
+            stats: Arc::clone(&stats),
         };
         let (lanes, tasks) = start(
             worker,
@@ -252,6 +255,7 @@ impl EventBus {
             matcher,
             lanes: RwLock::new(lanes.clone()),
             parking,
+            stats,
         });
         {
             let mut routing = self

@@ -11,6 +11,7 @@ use super::published::Event;
 use super::retry::RetryPolicy;
 use super::routing::Lane;
 use super::shared::Shared;
+use super::stats::SubscriptionStats;
 use super::store_feed::Durable;
 use super::transport_feed;
 use crate::transport::Transport;
@@ -39,6 +40,8 @@ pub(crate) struct Worker<H> {
     pub(crate) parking: Option<Arc<Parking>>,
     /// Handler calls so far, for sampling their latency.
     pub(crate) calls: AtomicU64,
+    /// Its counters per event type, read by `EventBus::subscriptions`.
+    pub(crate) stats: Arc<SubscriptionStats>,
 }
 
 /// Handler latency is measured on one call in this many, per subscription.
@@ -115,6 +118,7 @@ impl<H: Handler> Worker<H> {
             Some(_) => envelope.partition_key().map(SmolStr::from),
             None => None,
         };
+        self.stats.running.fetch_add(1, Relaxed);
         async {
             match (&self.parking, key) {
                 (Some(parking), Some(key)) => self.deliver_ordered(parking, &key, delivery).await,
@@ -125,6 +129,7 @@ impl<H: Handler> Worker<H> {
         }
         .instrument(span)
         .await;
+        self.stats.running.fetch_sub(1, Relaxed);
         self.shared.finished();
     }
 
@@ -284,6 +289,7 @@ impl<H: Handler> Worker<H> {
                 return Err(self.dead_letter(event, error, 0));
             }
         }
+        let counters = self.stats.of(&event.header().event_type);
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -296,7 +302,9 @@ impl<H: Handler> Worker<H> {
             let started = timed.then(Instant::now);
             let (result, looped) = self.attempt(event).await;
             if let Some(started) = started {
-                self.shared.metrics.record_latency(started.elapsed());
+                let elapsed = started.elapsed();
+                self.shared.metrics.record_latency(elapsed);
+                counters.latency.record(elapsed);
             }
             if let Some(refused) = looped {
                 // Whatever the handler made of the refusal, retrying would loop again.
@@ -305,6 +313,7 @@ impl<H: Handler> Worker<H> {
             let error = match result {
                 Ok(()) => {
                     self.shared.metrics.delivered.fetch_add(1, Relaxed);
+                    counters.delivered.fetch_add(1, Relaxed);
                     return Ok(());
                 }
                 Err(error) => error,
@@ -316,6 +325,7 @@ impl<H: Handler> Worker<H> {
             }
             tracing::debug!(attempt, error = %error, "handler failed, retrying");
             self.shared.metrics.retried.fetch_add(1, Relaxed);
+            counters.retried.fetch_add(1, Relaxed);
             tokio::time::sleep(self.retry.delay(attempt)).await;
         }
     }
@@ -338,6 +348,10 @@ impl<H: Handler> Worker<H> {
             "event dead-lettered"
         );
         self.shared.metrics.dead_lettered.fetch_add(1, Relaxed);
+        self.stats
+            .of(&envelope.event_type)
+            .dead_lettered
+            .fetch_add(1, Relaxed);
         DeadLetter::new(self.name.clone(), event, last_error, attempts)
     }
 }
@@ -409,7 +423,10 @@ impl<H: BatchHandler> Worker<H> {
             subscription = %self.name,
             events = events.len(),
         );
+        let running = run.len() as u64;
+        self.stats.running.fetch_add(running, Relaxed);
         let handled = self.handle_many(&events).instrument(span).await;
+        self.stats.running.fetch_sub(running, Relaxed);
         if let Err(error) = handled {
             tracing::debug!(
                 subscription = %self.name,
@@ -424,6 +441,10 @@ impl<H: BatchHandler> Worker<H> {
         }
         for delivery in &run {
             self.shared.metrics.delivered.fetch_add(1, Relaxed);
+            self.stats
+                .of(&delivery.event.header().event_type)
+                .delivered
+                .fetch_add(1, Relaxed);
             if let Some(durable) = &self.durable {
                 durable.claim(delivery).await;
             }
@@ -448,7 +469,15 @@ impl<H: BatchHandler> Worker<H> {
             attempt += 1;
             let started = Instant::now();
             let (result, looped) = self.attempt_many(events).await;
-            self.shared.metrics.record_latency(started.elapsed());
+            let elapsed = started.elapsed();
+            self.shared.metrics.record_latency(elapsed);
+            // A batch's latency counts under its first event's type.
+            if let Some(first) = events.first() {
+                self.stats
+                    .of(&first.header().event_type)
+                    .latency
+                    .record(elapsed);
+            }
             if let Some(refused) = looped {
                 return Err(refused);
             }
@@ -461,6 +490,12 @@ impl<H: BatchHandler> Worker<H> {
             }
             tracing::debug!(attempt, error = %error, "batch handler failed, retrying");
             self.shared.metrics.retried.fetch_add(1, Relaxed);
+            for event in events {
+                self.stats
+                    .of(&event.header().event_type)
+                    .retried
+                    .fetch_add(1, Relaxed);
+            }
             tokio::time::sleep(self.retry.delay(attempt)).await;
         }
     }

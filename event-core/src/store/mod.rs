@@ -61,6 +61,7 @@
 mod dead_letter;
 mod error;
 mod lease;
+mod query;
 mod timeline;
 
 #[cfg(feature = "sqlite")]
@@ -75,6 +76,12 @@ mod migrations;
 pub use dead_letter::{DeadLetterId, StoredDeadLetter};
 pub use error::StoreError;
 pub use lease::{Fence, LeaseInfo};
+pub use query::EventQuery;
+#[cfg_attr(
+    not(any(feature = "sqlite", feature = "postgres")),
+    allow(unused_imports)
+)]
+pub(crate) use query::{Dialect, SqlValue};
 pub use timeline::{TimelineOrder, TimelinePage, TimelineQuery};
 
 #[cfg(feature = "sqlite")]
@@ -221,6 +228,17 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         &'a self,
         query: &'a TimelineQuery,
     ) -> BoxFuture<'a, Result<TimelinePage, StoreError>>;
+
+    /// One page of the events matching `query` (see [`EventQuery`]): an operator's search by
+    /// key, type, correlation id, tenant or time. Stores that cannot search say
+    /// [`StoreError::Unsupported`].
+    fn query<'a>(
+        &'a self,
+        query: &'a EventQuery,
+    ) -> BoxFuture<'a, Result<TimelinePage, StoreError>> {
+        let _ = query;
+        unsupported("query")
+    }
 
     /// Deletes the events appended before `older_than` that every known subscription has
     /// handled (each subscription with a checkpoint has passed them), with their inbox

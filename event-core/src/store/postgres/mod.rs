@@ -8,9 +8,9 @@ use crate::envelope::RawEnvelope;
 use crate::store::error::Source;
 use crate::store::migrations::{self, POSTGRES};
 use crate::store::{
-    Counters, DeadLetterId, Encoded, Fence, LeaseInfo, Position, Store, StoreError, StoreStats,
-    StoredDeadLetter, StoredEvent, TimelineOrder, TimelinePage, TimelineQuery, clamp_limit, decode,
-    from_sql, to_sql,
+    Counters, DeadLetterId, Encoded, EventQuery, Fence, LeaseInfo, Position, SqlValue, Store,
+    StoreError, StoreStats, StoredDeadLetter, StoredEvent, TimelineOrder, TimelinePage,
+    TimelineQuery, clamp_limit, decode, from_sql, to_sql,
 };
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
@@ -467,6 +467,30 @@ impl Store for PostgresStore {
                     &[&query.partition_key, &bound, &query.type_prefix, &fetch],
                 )
                 .await?;
+            Ok(TimelinePage::from_rows(self.events(&rows)?, limit))
+        })
+    }
+
+    fn query<'a>(
+        &'a self,
+        query: &'a EventQuery,
+    ) -> BoxFuture<'a, Result<TimelinePage, StoreError>> {
+        Box::pin(async move {
+            let cursor = query.cursor_position()?;
+            let limit = clamp_limit(query.limit);
+            let (sql, values) = query.to_sql(&queries::DIALECT, cursor, limit + 1);
+            let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = values
+                .iter()
+                .map(|value| -> &(dyn tokio_postgres::types::ToSql + Sync) {
+                    match value {
+                        SqlValue::Text(text) => text,
+                        SqlValue::Int(int) => int,
+                        SqlValue::Id(id) => id,
+                        SqlValue::Time(time) => time,
+                    }
+                })
+                .collect();
+            let rows = self.query(&sql, &params).await?;
             Ok(TimelinePage::from_rows(self.events(&rows)?, limit))
         })
     }

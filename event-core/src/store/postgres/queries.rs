@@ -233,3 +233,13 @@ pub(crate) const CLAIM_FENCED: &str = "WITH held AS (SELECT EXISTS (SELECT 1 FRO
 /// in the past.
 pub(crate) const RELEASE_LEASE: &str = "UPDATE event_store_leases \
      SET expires_at = '-infinity' WHERE name = $1 AND holder = $2 AND expires_at > now()";
+
+/// How the search (`Store::query`) is spelled in PostgreSQL.
+pub(crate) const DIALECT: crate::store::Dialect = crate::store::Dialect {
+    placeholder: |n| format!("${n}"),
+    correlation_id: "(envelope->>'correlation_id')",
+    tenant_id: "(envelope->'meta'->>'tenant_id')",
+    envelope: "envelope::text",
+    time: crate::store::SqlValue::Time,
+    id: crate::store::SqlValue::Id,
+};

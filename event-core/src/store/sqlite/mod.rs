@@ -9,8 +9,9 @@ mod writer;
 use crate::envelope::RawEnvelope;
 use crate::store::error::message;
 use crate::store::{
-    Counters, DeadLetterId, Encoded, Fence, LeaseInfo, Position, Store, StoreError, StoreStats,
-    StoredDeadLetter, StoredEvent, TimelineOrder, TimelinePage, TimelineQuery, clamp_limit, decode,
+    Counters, DeadLetterId, Encoded, EventQuery, Fence, LeaseInfo, Position, Store, StoreError,
+    StoreStats, StoredDeadLetter, StoredEvent, TimelineOrder, TimelinePage, TimelineQuery,
+    clamp_limit, decode,
 };
 use chrono::{DateTime, Utc};
 use error::map_error;
@@ -635,6 +636,25 @@ impl Store for SqliteStore {
                         newest_first,
                     )
                 })
+                .await?;
+            let events = rows
+                .iter()
+                .map(|(position, json)| decode(*position, json))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(TimelinePage::from_rows(events, limit))
+        })
+    }
+
+    fn query<'a>(
+        &'a self,
+        query: &'a EventQuery,
+    ) -> BoxFuture<'a, Result<TimelinePage, StoreError>> {
+        Box::pin(async move {
+            let cursor = query.cursor_position()?;
+            let limit = clamp_limit(query.limit);
+            let (sql, values) = query.to_sql(&queries::DIALECT, cursor, limit + 1);
+            let rows = self
+                .read(move |conn| queries::search(conn, &sql, &values))
                 .await?;
             let events = rows
                 .iter()

@@ -1,7 +1,7 @@
 //! The store's statements, on any connection: the writer's, a reader's, or the caller's own
 //! transaction (transactional outbox).
 
-use crate::store::{Encoded, Position, from_sql, to_sql};
+use crate::store::{Dialect, Encoded, Position, SqlValue, from_sql, to_sql};
 use rusqlite::{Connection, OptionalExtension, params};
 use uuid::Uuid;
 
@@ -103,6 +103,38 @@ pub(crate) fn timeline(
         params![partition_key, bound, type_prefix, limit_sql(limit)],
         |row| Ok((from_sql(row.get(0)?), row.get(1)?)),
     )?;
+    rows.collect()
+}
+
+/// How the search (`Store::query`) is spelled in SQLite.
+pub(crate) const DIALECT: Dialect = Dialect {
+    placeholder: |n| format!("?{n}"),
+    correlation_id: "json_extract(envelope, '$.correlation_id')",
+    tenant_id: "json_extract(envelope, '$.meta.tenant_id')",
+    envelope: "envelope",
+    time: |time| SqlValue::Int(time.timestamp_millis()),
+    id: |id| SqlValue::Text(id.to_string()),
+};
+
+/// The rows of a search built by `EventQuery::to_sql`.
+pub(crate) fn search(
+    conn: &Connection,
+    sql: &str,
+    values: &[SqlValue],
+) -> rusqlite::Result<Vec<(Position, String)>> {
+    let values: Vec<rusqlite::types::Value> = values
+        .iter()
+        .map(|value| match value {
+            SqlValue::Text(text) => rusqlite::types::Value::Text(text.clone()),
+            SqlValue::Int(int) => rusqlite::types::Value::Integer(*int),
+            SqlValue::Id(id) => rusqlite::types::Value::Text(id.to_string()),
+            SqlValue::Time(time) => rusqlite::types::Value::Integer(time.timestamp_millis()),
+        })
+        .collect();
+    let mut statement = conn.prepare(sql)?;
+    let rows = statement.query_map(rusqlite::params_from_iter(values), |row| {
+        Ok((from_sql(row.get(0)?), row.get(1)?))
+    })?;
     rows.collect()
 }
 
