@@ -27,6 +27,11 @@ compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || MISSING+=(postgresql
 command -v redis-server >/dev/null || MISSING+=(redis-server)
 command -v node >/dev/null || MISSING+=(nodejs)
 command -v npm >/dev/null || MISSING+=(npm)
+# The admin dashboard's test drives a real headless Chromium over WebDriver
+# (tests/tests/admin_browser.rs); `/metrics` is checked by Prometheus's own promtool.
+command -v chromium >/dev/null || MISSING+=(chromium)
+command -v chromedriver >/dev/null || MISSING+=(chromium-driver)
+command -v promtool >/dev/null || MISSING+=(prometheus)
 if [ "${#MISSING[@]}" -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     SUDO=""
@@ -48,6 +53,17 @@ if ! "$NATS_DIR/bin/nats-server" --version 2>/dev/null | grep -q "v$NATS_VERSION
 fi
 export NATS_SERVER="$NATS_DIR/bin/nats-server"
 "$NATS_SERVER" --version
+
+# The admin API's OpenAPI document is checked by an independent validator, PyPI's
+# `openapi-spec-validator` (pinned), installed for this user when missing.
+OPENAPI_VALIDATOR_VERSION=0.9.0
+OPENAPI_VALIDATOR_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/typed-events/openapi-spec-validator-$OPENAPI_VALIDATOR_VERSION"
+if ! PYTHONPATH="$OPENAPI_VALIDATOR_DIR" python3 -c 'import openapi_spec_validator' 2>/dev/null; then
+    rm -rf "$OPENAPI_VALIDATOR_DIR"
+    python3 -m pip install --quiet --disable-pip-version-check --target "$OPENAPI_VALIDATOR_DIR" \
+        "openapi-spec-validator==$OPENAPI_VALIDATOR_VERSION"
+fi
+export OPENAPI_VALIDATOR_PATH="$OPENAPI_VALIDATOR_DIR"
 
 step "rustfmt"
 cargo fmt --all -- --check

@@ -216,6 +216,11 @@ impl EventBus {
             .map(|backing| Arc::clone(&backing.store))
     }
 
+    /// Whether [`shutdown`](Self::shutdown) was called: the bus takes no more events.
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Relaxed)
+    }
+
     /// Whether the bus has a transport (a broker between processes).
     pub fn has_transport(&self) -> bool {
         self.inner.remote.is_some()

@@ -13,29 +13,59 @@ use std::sync::{Arc, PoisonError};
 
 impl EventBus {
     /// Every dead letter, oldest first (on a durable bus, those in the store first), with
-    /// how many events each holds back (ordered dead letters).
+    /// how many events each holds back (ordered dead letters). Those the store or broker
+    /// keeps are left out, and the failure logged, when they cannot be read: see
+    /// [`try_dead_letters`](Self::try_dead_letters) to be told.
     pub async fn dead_letters(&self) -> Vec<DeadLetter> {
-        let mut letters = Vec::new();
-        if let Some(remote) = &self.inner.remote {
-            match remote.transport.dead_letters(None).await {
-                Ok(kept) => letters.extend(kept.into_iter().map(|kept| kept.letter)),
-                Err(error) => tracing::error!(%error, "the broker's dead letters not readable"),
-            }
-        } else if let Some(backing) = &self.inner.backing {
-            match backing.store.dead_letters(None).await {
-                Ok(stored) => letters.extend(stored.into_iter().map(DeadLetter::from)),
-                Err(error) => tracing::error!(%error, "stored dead letters not readable"),
+        match self.try_dead_letters().await {
+            Ok(letters) => letters,
+            Err(error) => {
+                tracing::error!(%error, "kept dead letters not readable; listing those in memory");
+                self.with_held_back(self.memory_letters())
             }
         }
-        letters.extend(
-            self.inner
-                .shared
-                .dead_letters
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .iter()
-                .cloned(),
-        );
+    }
+
+    /// [`dead_letters`](Self::dead_letters), failing when the store's or the broker's
+    /// cannot be read rather than leaving them out.
+    ///
+    /// # Errors
+    ///
+    /// [`RedeliverError::Store`] or [`RedeliverError::Transport`] when the dead letters kept
+    /// there cannot be read.
+    pub async fn try_dead_letters(&self) -> Result<Vec<DeadLetter>, RedeliverError> {
+        let mut letters = Vec::new();
+        if let Some(remote) = &self.inner.remote {
+            let kept = remote
+                .transport
+                .dead_letters(None)
+                .await
+                .map_err(RedeliverError::Transport)?;
+            letters.extend(kept.into_iter().map(|kept| kept.letter));
+        } else if let Some(backing) = &self.inner.backing {
+            let stored = backing
+                .store
+                .dead_letters(None)
+                .await
+                .map_err(RedeliverError::Store)?;
+            letters.extend(stored.into_iter().map(DeadLetter::from));
+        }
+        letters.extend(self.memory_letters());
+        Ok(self.with_held_back(letters))
+    }
+
+    /// The dead letters kept in memory.
+    fn memory_letters(&self) -> Vec<DeadLetter> {
+        self.inner
+            .shared
+            .dead_letters
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Sets how many events each letter holds back (ordered dead letters).
+    fn with_held_back(&self, mut letters: Vec<DeadLetter>) -> Vec<DeadLetter> {
         let routes = self
             .inner
             .routes

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 /// A transport's state: its topics, their shards and consumer groups.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[non_exhaustive]
 pub struct TransportInfo {
     /// The broker, without credentials.
@@ -17,7 +17,7 @@ pub struct TransportInfo {
 }
 
 /// One topic.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[non_exhaustive]
 pub struct TopicInfo {
     /// Its name.
@@ -31,7 +31,7 @@ pub struct TopicInfo {
 }
 
 /// One shard of a topic.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[non_exhaustive]
 pub struct ShardInfo {
     /// Its number.
@@ -45,7 +45,7 @@ pub struct ShardInfo {
 }
 
 /// A consumer group's state on one topic.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[non_exhaustive]
 pub struct GroupInfo {
     /// Its name (the subscription's).
@@ -59,7 +59,7 @@ pub struct GroupInfo {
 }
 
 /// A member of a group.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[non_exhaustive]
 pub struct ConsumerInfo {
     /// Its name.
