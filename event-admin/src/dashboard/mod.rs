@@ -2,22 +2,38 @@
 //! step). The page holds no data: it asks for a token and reads the API with it.
 
 use axum::http::header;
-use axum::response::{Html, IntoResponse};
+use axum::response::IntoResponse;
 
-pub(crate) async fn page() -> Html<&'static str> {
-    Html(include_str!("index.html"))
+/// The page loads its own script and style and talks to its own origin, nothing else: no
+/// inline script, no other site, no framing, and no form submitted by the browser itself
+/// (the token form is read by the script; without it, the token must not land in a URL).
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+     style-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; \
+     form-action 'none'; frame-ancestors 'none'";
+
+/// The headers of every dashboard file: revalidated on each load (they change with the
+/// binary), never sniffed as another type.
+fn served(content_type: &'static str, body: &'static str) -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+            (header::REFERRER_POLICY, "no-referrer"),
+        ],
+        body,
+    )
+}
+
+pub(crate) async fn page() -> impl IntoResponse {
+    served("text/html; charset=utf-8", include_str!("index.html"))
 }
 
 pub(crate) async fn script() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-        include_str!("app.js"),
-    )
+    served("text/javascript; charset=utf-8", include_str!("app.js"))
 }
 
 pub(crate) async fn style() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
-        include_str!("style.css"),
-    )
+    served("text/css; charset=utf-8", include_str!("style.css"))
 }
