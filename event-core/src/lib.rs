@@ -80,6 +80,14 @@
 //!   and machines.
 //! - `nats`: `transport::NatsTransport`, NATS JetStream (server 2.10 or later) as that
 //!   broker.
+//! - `opentelemetry`: W3C trace context through the bus, with OpenTelemetry through
+//!   `tracing` (`tracing-opentelemetry`). A publish inside a span with an OpenTelemetry
+//!   context, given no trace id of its own, stamps the envelope's `trace_id` with that span's
+//!   `traceparent`; the `event.deliver` span of each handler takes an envelope's
+//!   `traceparent` as its parent, so publisher, handlers and their follow-up publishes are one
+//!   trace, in memory, through a store or over a broker. A trace id that is not a
+//!   `traceparent` is passed on untouched. Depends on the OpenTelemetry API only; the
+//!   application installs the SDK and the layer.
 //!
 //! The in-memory bus needs no feature; it runs on the tokio runtime it is built in. The
 //! [`store::Store`] and [`transport::Transport`] traits are always there, for stores and

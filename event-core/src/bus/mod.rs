@@ -44,6 +44,8 @@ mod store_feed;
 mod store_group;
 mod subscribe;
 mod subscription;
+#[cfg(feature = "opentelemetry")]
+mod trace;
 mod transport_feed;
 mod wait;
 

@@ -159,7 +159,11 @@ impl EventBus {
     ) -> Result<(Envelope<E>, Event), PublishError> {
         // Whether the bus is open is checked where the event goes: `targets`, or the store.
         let mut envelope = Envelope::new(event);
+        #[cfg(feature = "opentelemetry")]
+        let explicit_trace = context.trace_id.is_some();
         context.apply(&mut envelope);
+        #[cfg(feature = "opentelemetry")]
+        super::trace::stamp(&mut envelope.trace_id, explicit_trace);
         let depth = envelope.meta.depth();
         let limit = self.inner.config.max_depth;
         if depth > limit {

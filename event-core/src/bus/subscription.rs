@@ -114,6 +114,8 @@ impl<H: Handler> Worker<H> {
             event.id = %envelope.id,
             correlation_id = envelope.correlation_id.as_deref().unwrap_or(""),
         );
+        #[cfg(feature = "opentelemetry")]
+        super::trace::adopt(&span, envelope.trace_id.as_deref());
         let key = match &self.parking {
             Some(_) => envelope.partition_key().map(SmolStr::from),
             None => None,
@@ -423,6 +425,9 @@ impl<H: BatchHandler> Worker<H> {
             subscription = %self.name,
             events = events.len(),
         );
+        // A batch joins the trace of its first event.
+        #[cfg(feature = "opentelemetry")]
+        super::trace::adopt(&span, events[0].header().trace_id.as_deref());
         let running = run.len() as u64;
         self.stats.running.fetch_add(running, Relaxed);
         let handled = self.handle_many(&events).instrument(span).await;
