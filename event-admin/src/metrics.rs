@@ -140,19 +140,24 @@ impl Scrape {
         )?;
         for (labels, stats) in self.types() {
             let counts: Vec<(std::time::Duration, u64)> = stats.latency.buckets().collect();
+            // Per bucket, not cumulative: the encoder sums them up.
             let mut buckets = Vec::with_capacity(BUCKET_EXPONENTS.len() + 1);
-            let mut cumulative = 0;
             let mut next = 0;
             for exponent in BUCKET_EXPONENTS {
+                let mut in_bucket = 0;
                 while next < counts.len() && next <= exponent as usize {
-                    cumulative += counts[next].1;
+                    in_bucket += counts[next].1;
                     next += 1;
                 }
                 #[allow(clippy::cast_precision_loss)]
                 let bound = (1u64 << exponent) as f64 / 1e6;
-                buckets.push((bound, cumulative));
+                buckets.push((bound, in_bucket));
             }
-            buckets.push((f64::INFINITY, stats.latency.count()));
+            let rest = counts[next.min(counts.len())..]
+                .iter()
+                .map(|(_, c)| c)
+                .sum();
+            buckets.push((f64::INFINITY, rest));
             family
                 .encode_family(&labels)?
                 .encode_histogram::<prometheus_client::encoding::NoLabelSet>(

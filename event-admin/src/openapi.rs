@@ -299,8 +299,10 @@ pub(crate) fn document() -> Value {
             "parameters": parameters,
             "responses": responses,
         });
-        if route.access == Access::Public {
-            operation["security"] = json!([]);
+        match route.access {
+            Access::Public => operation["security"] = json!([]),
+            Access::Read => operation["x-required-scope"] = json!("read"),
+            Access::Operate => operation["x-required-scope"] = json!("operate"),
         }
         paths
             .entry(route.path)

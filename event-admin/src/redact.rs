@@ -9,7 +9,8 @@ pub const REDACTED: &str = "[redacted]";
 /// The envelope as JSON, with the payload fields marked `#[event(pii)]` replaced by
 /// [`REDACTED`]. The fields are those of every version of the event's type this process
 /// knows; a payload of a type it does not know at all is replaced whole, since nothing says
-/// which of its fields are personal.
+/// which of its fields are personal. When the partition key is a PII field, its copy in
+/// `meta.partition_key` is redacted too.
 pub(crate) fn envelope(registry: &Registry, envelope: &RawEnvelope) -> Value {
     let mut json = serde_json::to_value(envelope).unwrap_or(Value::Null);
     let Some(payload) = json.get_mut("payload") else {
@@ -26,13 +27,21 @@ pub(crate) fn envelope(registry: &Registry, envelope: &RawEnvelope) -> Value {
         return json;
     }
     if let Value::Object(fields) = payload {
-        for descriptor in versions {
+        for descriptor in &versions {
             for field in descriptor.pii() {
                 if let Some(value) = fields.get_mut(*field) {
                     *value = Value::String(REDACTED.to_owned());
                 }
             }
         }
+    }
+    let personal_key = versions.iter().any(|descriptor| {
+        descriptor
+            .partition_key()
+            .is_some_and(|key| descriptor.pii().contains(&key))
+    });
+    if personal_key && let Some(key) = json.pointer_mut("/meta/partition_key") {
+        *key = Value::String(REDACTED.to_owned());
     }
     json
 }

@@ -57,19 +57,24 @@ async fn find(state: &Shared, caller: &Caller, id: &str) -> Result<DeadLetter, A
 }
 
 pub(crate) fn view(state: &Shared, letter: &DeadLetter) -> DeadLetterView {
+    let event = redact::envelope(&state.registry, &letter.envelope);
     DeadLetterView {
         id: id_of(letter),
         subscription: letter.subscription.clone(),
         event_id: letter.envelope.id.to_string(),
         event_type: letter.envelope.event_type.to_string(),
-        partition_key: letter.envelope.partition_key().map(str::to_owned),
+        // From the redacted event: a key that is a PII field reads as redacted.
+        partition_key: event
+            .pointer("/meta/partition_key")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned),
         error: letter.last_error.clone(),
         attempts: letter.attempts,
         failed_at: letter
             .failed_at
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         held_back: letter.held_back,
-        event: redact::envelope(&state.registry, &letter.envelope),
+        event,
     }
 }
 

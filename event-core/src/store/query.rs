@@ -151,7 +151,7 @@ impl EventQuery {
 
 /// A value bound into a store's search.
 #[derive(Debug, Clone, PartialEq)]
-#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 pub(crate) enum SqlValue {
     Text(String),
     Int(i64),
@@ -197,7 +197,10 @@ impl EventQuery {
             } else {
                 "position > ?"
             };
-            w.bind(sql, SqlValue::Int(super::to_sql(position)));
+            w.bind(
+                sql,
+                SqlValue::Int(i64::try_from(position).unwrap_or(i64::MAX)),
+            );
         }
         if let Some(key) = &self.partition_key {
             w.bind("partition_key = ?", SqlValue::Text(key.clone()));
