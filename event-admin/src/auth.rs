@@ -87,6 +87,18 @@ impl Token {
     }
 }
 
+/// A fresh random secret for a token (122 random bits, as 32 hex digits): for a
+/// development server that prints the token it accepts.
+///
+/// ```
+/// let secret = event_admin::random_secret();
+/// assert_eq!(secret.len(), 32);
+/// assert_ne!(secret, event_admin::random_secret());
+/// ```
+pub fn random_secret() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
 impl std::fmt::Debug for Token {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Token")

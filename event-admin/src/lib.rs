@@ -47,7 +47,7 @@ pub use api::views::{
     ActionView, CheckView, DeadLetterPage, DeadLetterView, EventPage, EventView, HealthView,
     StreamsView, SubscriptionPage, SubscriptionView, TypeView,
 };
-pub use auth::{Scope, Token};
+pub use auth::{Scope, Token, random_secret};
 pub use cli::main;
 #[doc(hidden)]
 pub use openapi::response_schema;
@@ -112,6 +112,16 @@ impl Admin {
             }
         }
         self
+    }
+
+    /// Accepts the operate token in [`TOKEN_ENV`] if set, else a fresh [`random_secret`];
+    /// returns the secret too, for a development server to print.
+    pub fn token_from_env_or_random(self) -> (Self, String) {
+        let secret = std::env::var(TOKEN_ENV)
+            .ok()
+            .filter(|secret| !secret.is_empty())
+            .unwrap_or_else(random_secret);
+        (self.token(Token::operate(&secret)), secret)
     }
 
     /// `/health` answers 503 when a subscription is further behind than `max_lag`.

@@ -1,23 +1,33 @@
-//! `game-engine [NEW_DB_PATH]`: runs phase 1 of the session in a child process, kills it
-//! with SIGKILL halfway, resumes in phase 2, and verifies that every event was handled once.
-//! Without a path the database goes in a temporary directory, removed at the end. Exits
-//! with 1 when the verification fails or the run cannot complete.
+//! `game-engine [--admin ADDR] [NEW_DB_PATH]`: runs phase 1 of the session in a child
+//! process, kills it with SIGKILL halfway, resumes in phase 2, and verifies that every event
+//! was handled once. Without a path the database goes in a temporary directory, removed at
+//! the end. With `--admin 127.0.0.1:8080`, phase 2 serves the admin API and dashboard there
+//! and waits for Ctrl-C before it shuts its bus down; the address and token are printed.
+//! Exits with 1 when the verification fails or the run cannot complete.
 
 use game_engine::{CHILD_FLAG, Config, RunConfig};
 use std::ffi::OsString;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
-    let result = match args.as_slice() {
-        [flag, path] if flag == CHILD_FLAG => child(Path::new(path)),
-        [] => parent(None),
-        [path] if !path.to_string_lossy().starts_with('-') => parent(Some(PathBuf::from(path))),
-        _ => {
-            eprintln!("usage: game-engine [NEW_DB_PATH]");
-            return ExitCode::from(2);
+    let mut args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let mut admin = None;
+    if args.first().is_some_and(|arg| arg == "--admin") {
+        match args.get(1).and_then(|addr| addr.to_str()?.parse().ok()) {
+            Some(addr) => admin = Some(addr),
+            None => return usage(),
         }
+        args.drain(..2);
+    }
+    let result = match args.as_slice() {
+        [flag, path] if flag == CHILD_FLAG && admin.is_none() => child(Path::new(path)),
+        [] => parent(None, admin),
+        [path] if !path.to_string_lossy().starts_with('-') => {
+            parent(Some(PathBuf::from(path)), admin)
+        }
+        _ => return usage(),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
@@ -32,6 +42,11 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn usage() -> ExitCode {
+    eprintln!("usage: game-engine [--admin ADDR] [NEW_DB_PATH]");
+    ExitCode::from(2)
 }
 
 /// Phase 1, in the child: publishes until killed.
@@ -50,7 +65,7 @@ fn child(path: &Path) -> Result<bool, game_engine::Error> {
 }
 
 /// The whole run, in the parent.
-fn parent(path: Option<PathBuf>) -> Result<bool, game_engine::Error> {
+fn parent(path: Option<PathBuf>, admin: Option<SocketAddr>) -> Result<bool, game_engine::Error> {
     let exe = std::env::current_exe()?;
     // Kept until the end of the run, then removed with the database in it.
     let dir;
@@ -60,7 +75,8 @@ fn parent(path: Option<PathBuf>) -> Result<bool, game_engine::Error> {
         dir = tempfile::tempdir()?;
         dir.path().join("game.db")
     };
-    let verification =
-        game_engine::run(&exe, &path, &RunConfig::default(), &mut std::io::stdout())?;
+    let mut config = RunConfig::default();
+    config.scenario.admin = admin;
+    let verification = game_engine::run(&exe, &path, &config, &mut std::io::stdout())?;
     Ok(verification.passed())
 }

@@ -20,6 +20,7 @@ use event_core::store::{Position, SqliteStore, Store, StoredEvent};
 use event_core::{DeadLetter, EventBus, EventUnion, MetricsSnapshot};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -35,6 +36,9 @@ pub struct Config {
     pub poll_interval: Duration,
     /// How long to wait for a subscriber to catch up before giving up.
     pub patience: Duration,
+    /// Phase 2 serves the admin API and dashboard (`event-admin`) here while its bus runs,
+    /// and waits for Ctrl-C before shutting the bus down.
+    pub admin: Option<SocketAddr>,
 }
 
 impl Default for Config {
@@ -45,6 +49,7 @@ impl Default for Config {
             thinking: Duration::from_millis(30),
             poll_interval: Duration::from_millis(20),
             patience: Duration::from_secs(10),
+            admin: None,
         }
     }
 }
@@ -259,6 +264,21 @@ pub async fn phase_2(
     out: &mut (dyn Write + Send),
 ) -> Result<Resumed, Error> {
     let engine = Engine::open(path, config)?;
+    let admin = match config.admin {
+        Some(addr) => {
+            let (admin, secret) =
+                event_admin::Admin::new(engine.bus.clone()).token_from_env_or_random();
+            let serving = admin.serve(addr).await?;
+            let addr = serving.local_addr();
+            writeln!(
+                out,
+                "admin API and dashboard: http://{addr} (token {secret})"
+            )?;
+            // Listening for Ctrl-C from now on: one pressed meanwhile ends the wait below.
+            Some((serving, tokio::spawn(tokio::signal::ctrl_c())))
+        }
+        None => None,
+    };
     let script = session::script();
     let stored = snapshot(&engine.store).await?;
     let steps_stored = stored.steps.len();
@@ -289,6 +309,14 @@ pub async fn phase_2(
         "replayed {GENERATION_TRACKER} from the start: {replayed} events delivered again, {replayed} skipped by claim_in"
     )?;
 
+    if let Some((serving, interrupted)) = admin {
+        writeln!(
+            out,
+            "phase 2 is done; the admin API still serves it: Ctrl-C to stop"
+        )?;
+        interrupted.await.map_err(std::io::Error::other)??;
+        serving.shutdown().await;
+    }
     engine.bus.shutdown().await;
     writeln!(out, "shut down: every subscription drained")?;
     Ok(Resumed {

@@ -13,6 +13,7 @@ use event_core::store::{Position, SqliteStore, Store, StoredEvent};
 use event_core::{DeadLetter, EventBus, MetricsSnapshot, PublishContext};
 use std::collections::BTreeSet;
 use std::io::{self, Write};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,6 +56,23 @@ const PAGE: usize = 1000;
 /// [`Error::Io`] when the bus or `out` refuses. A handler that fails is no error of `run`:
 /// its delivery ends up in [`FlowReport::dead_letters`].
 pub async fn run(path: &Path, out: impl Write + Send + 'static) -> Result<FlowReport, Error> {
+    run_with_admin(path, out, None).await
+}
+
+/// [`run`], with the admin API and dashboard (`event-admin`) served on `admin` while the
+/// bus runs: the address and the token go to `out`, and after the script the bus keeps
+/// running until Ctrl-C, for a look at its subscriptions, dead letters and timeline. The
+/// token is `EVENT_ADMIN_TOKEN` if set, else a fresh one.
+///
+/// # Errors
+///
+/// Those of [`run`], and [`Error::Io`] when `admin` cannot be served (an address beyond
+/// loopback, or one in use).
+pub async fn run_with_admin(
+    path: &Path,
+    out: impl Write + Send + 'static,
+    admin: Option<SocketAddr>,
+) -> Result<FlowReport, Error> {
     if path.exists() {
         return Err(Error::Exists(path.to_owned()));
     }
@@ -78,14 +96,44 @@ pub async fn run(path: &Path, out: impl Write + Send + 'static) -> Result<FlowRe
         "script: order.created, order.checkout_sent, order.payment_processing, order.paid; \
          then, as the carrier, shipment.in_transit, shipment.delivered"
     ))?;
+    let serving = match admin {
+        // Listening for Ctrl-C from now on: one pressed during the flow ends the wait after.
+        Some(addr) => Some((
+            serve_admin(&bus, addr, &mailer).await?,
+            tokio::spawn(tokio::signal::ctrl_c()),
+        )),
+        None => None,
+    };
     mailer.line(format_args!("notifications sent:"))?;
 
     let scripted = script(&bus).await;
+    if let Some((serving, interrupted)) = serving {
+        mailer.line(format_args!(
+            "the flow is done; the admin API still serves it: Ctrl-C to stop"
+        ))?;
+        interrupted.await.map_err(io::Error::other)??;
+        serving.shutdown().await;
+    }
     // Drains every subscription, including what handlers publish meanwhile, and saves
     // their checkpoints; also after a failed script, so no handler is cut off mid-event.
     bus.shutdown().await;
     scripted?;
     FlowReport::read(&bus, &store, &services).await
+}
+
+/// Serves the admin API of `bus` on `addr`, and says where and with which token.
+async fn serve_admin(
+    bus: &EventBus,
+    addr: SocketAddr,
+    mailer: &Mailer,
+) -> Result<event_admin::Serving, Error> {
+    let (admin, secret) = event_admin::Admin::new(bus.clone()).token_from_env_or_random();
+    let serving = admin.serve(addr).await?;
+    mailer.line(format_args!(
+        "admin API and dashboard: http://{} (token {secret})",
+        serving.local_addr()
+    ))?;
+    Ok(serving)
 }
 
 /// The storefront, the payment provider and the carrier.

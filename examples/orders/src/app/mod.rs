@@ -38,5 +38,5 @@ mod registry_table;
 pub mod services;
 
 pub use error::Error;
-pub use flow::{CORRELATION_ID, FlowReport, ORDER_ID, SubscriptionReport, run};
+pub use flow::{CORRELATION_ID, FlowReport, ORDER_ID, SubscriptionReport, run, run_with_admin};
 pub use registry_table::write_registry_table;
