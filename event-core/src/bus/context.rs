@@ -53,7 +53,9 @@ impl PublishContext {
         self
     }
 
-    /// A distributed-tracing id, passed through untouched.
+    /// A distributed-tracing id: a W3C `traceparent` to join that trace (with the feature
+    /// `opentelemetry`, the bus fills one in from the current span when none is given), or
+    /// any other id, passed on untouched.
     #[must_use]
     pub fn trace_id(mut self, id: impl AsRef<str>) -> Self {
         self.trace_id = Some(id.as_ref().into());

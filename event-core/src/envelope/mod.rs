@@ -49,7 +49,9 @@ pub struct Envelope<E> {
     pub correlation_id: Option<SmolStr>,
     /// The id of the event that caused this one, if a handler published it.
     pub causation_id: Option<SmolStr>,
-    /// A distributed-tracing id, passed through untouched.
+    /// A distributed-tracing id: a W3C `traceparent` (with the feature `opentelemetry`,
+    /// filled in from the publisher's span, and the parent of each delivery's span), or any
+    /// other id, passed on untouched.
     pub trace_id: Option<SmolStr>,
     /// The event itself.
     pub payload: E,
