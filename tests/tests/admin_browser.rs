@@ -6,17 +6,22 @@
 //! show on the page (it refreshes itself) and in the API.
 //!
 //! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (Debian's `chromium` and
-//! `chromium-driver`; `scripts/test.sh` installs them). The `WebDriver` protocol is plain JSON
-//! over HTTP: it is spoken here with `reqwest`, to chromedriver on 127.0.0.1.
+//! `chromium-driver`; `scripts/test.sh` installs them). `WebDriver` is spoken with `fantoccini`,
+//! over plain HTTP to chromedriver on 127.0.0.1.
 
 use event_admin::{Admin, Token};
 use event_core::store::SqliteStore;
 use event_core::{DomainEvent, EventBus, HandlerError, RetryPolicy};
+use fantoccini::elements::Element;
+use fantoccini::{Client, ClientBuilder, Locator};
+use futures_util::FutureExt;
+use hyper_util::client::legacy::connect::HttpConnector;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::future::Future;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,8 +30,8 @@ use std::time::{Duration, Instant};
 const TOKEN: &str = "test-token";
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-/// The key of an element reference in the W3C `WebDriver` protocol.
-const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+/// How long the browser is given for anything to show.
+const PATIENCE: Duration = Duration::from_secs(20);
 
 /// A new account asked for the welcome mail.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
@@ -139,13 +144,38 @@ async fn the_dashboard_shows_redelivers_and_discards_dead_letters() {
     let api = Api::new(serving.local_addr());
     api.serves_the_dashboard().await;
     let browser = Browser::start().await;
-    browser.goto(&format!("{}/", api.base)).await;
+    let steps = AssertUnwindSafe(drive(&browser, &api, &mailer))
+        .catch_unwind()
+        .await;
+    // The session ends (Chromium quits) whether the steps passed or not.
+    let closed = browser.close().await;
+    if let Err(failure) = steps {
+        std::panic::resume_unwind(failure);
+    }
+    closed.expect("ends the WebDriver session");
 
-    signs_in(&browser).await;
-    shows_dead_letters_subscriptions_and_catalog(&browser).await;
-    searches_the_timeline_without_pii(&browser).await;
+    serving.shutdown().await;
+    mailer.bus.shutdown().await;
+    println!("the dashboard test took {:?}", started.elapsed());
+}
 
-    let png = browser.screenshot().await;
+/// What an operator does on the dashboard, and what the test checks of it.
+async fn drive(browser: &Browser, api: &Api, mailer: &Mailer) {
+    let page = format!("{}/", api.base);
+    browser
+        .client
+        .goto(&page)
+        .await
+        .expect("opens the dashboard");
+    signs_in(browser).await;
+    shows_dead_letters_subscriptions_and_catalog(browser).await;
+    searches_the_timeline_without_pii(browser).await;
+
+    let png = browser
+        .client
+        .screenshot()
+        .await
+        .expect("takes a screenshot");
     assert!(
         png.starts_with(b"\x89PNG\r\n\x1a\n"),
         "the screenshot is a PNG"
@@ -154,12 +184,7 @@ async fn the_dashboard_shows_redelivers_and_discards_dead_letters() {
     std::fs::write(&shot, &png).expect("writes the screenshot");
     println!("dashboard screenshot: {}", shot.display());
 
-    redelivers_and_discards(&browser, &api, &mailer).await;
-
-    browser.close().await;
-    serving.shutdown().await;
-    mailer.bus.shutdown().await;
-    println!("the dashboard test took {:?}", started.elapsed());
+    redelivers_and_discards(browser, api, mailer).await;
 }
 
 /// Fixed, the mailer takes acct-1's event again when the operator redelivers it; acct-2's
@@ -275,7 +300,8 @@ async fn shows_dead_letters_subscriptions_and_catalog(browser: &Browser) {
         "the catalog shows the doc comment: {summary:?}"
     );
     // What a person sees, not only the DOM: the count as rendered.
-    assert_eq!(browser.text("#dead-letter-count").await, "3");
+    let count = browser.find("#dead-letter-count").await.text().await;
+    assert_eq!(count.expect("reads the count"), "3");
     let source = browser.source().await;
     for n in 1..=3 {
         assert!(
@@ -288,8 +314,10 @@ async fn shows_dead_letters_subscriptions_and_catalog(browser: &Browser) {
 
 /// The timeline by partition key shows acct-2's event, its email redacted.
 async fn searches_the_timeline_without_pii(browser: &Browser) {
-    let option = browser.find("#timeline-by option[value=key]").await;
-    browser.click_element(&option).await;
+    let by = browser.find("#timeline-by").await;
+    by.select_by_value("key")
+        .await
+        .expect("picks the search by key");
     browser.type_into("#timeline-value", "acct-2").await;
     browser.click("#timeline-search").await;
     let state = browser
@@ -484,7 +512,7 @@ return {
 };
 "##;
 
-/// chromedriver, killed when dropped (a failing test too).
+/// chromedriver on a free port of loopback, killed when dropped (a failing test too).
 #[derive(Debug)]
 struct ChromeDriver {
     child: Child,
@@ -492,7 +520,7 @@ struct ChromeDriver {
 }
 
 impl ChromeDriver {
-    async fn start() -> Self {
+    fn start() -> Self {
         assert!(
             std::path::Path::new(CHROMEDRIVER).exists() && std::path::Path::new(CHROMIUM).exists(),
             "{CHROMEDRIVER} and {CHROMIUM} are needed: apt-get install chromium chromium-driver \
@@ -508,30 +536,7 @@ impl ChromeDriver {
             .stderr(Stdio::null())
             .spawn()
             .expect("starts chromedriver");
-        let mut driver = ChromeDriver { child, port };
-        let http = reqwest::Client::new();
-        let status = format!("http://127.0.0.1:{port}/status");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(Some(exit)) = driver.child.try_wait() {
-                panic!("chromedriver exited at start: {exit}");
-            }
-            let ready = match http.get(&status).send().await {
-                Ok(response) => response
-                    .json::<Value>()
-                    .await
-                    .is_ok_and(|body| body["value"]["ready"] == true),
-                Err(_) => false,
-            };
-            if ready {
-                return driver;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "chromedriver did not answer GET {status} as ready within 20 s"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        ChromeDriver { child, port }
     }
 }
 
@@ -542,161 +547,100 @@ impl Drop for ChromeDriver {
     }
 }
 
-/// A `WebDriver` session of headless Chromium. Dropped without [`close`](Self::close) (a
-/// failing test), it still ends the session, so that Chromium quits, then chromedriver.
+/// A `WebDriver` session of headless Chromium, on a chromedriver of its own. The test
+/// [`close`](Self::close)s it, also when a step fails, so that Chromium quits before
+/// chromedriver is killed.
 #[derive(Debug)]
 struct Browser {
-    http: reqwest::Client,
-    session: String,
-    closed: bool,
-    driver: ChromeDriver,
+    client: Client,
+    _driver: ChromeDriver,
 }
 
 impl Browser {
     async fn start() -> Self {
-        let driver = ChromeDriver::start().await;
-        let http = reqwest::Client::new();
-        let capabilities = json!({"capabilities": {"alwaysMatch": {
-            "goog:chromeOptions": {
-                "binary": CHROMIUM,
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                         "--disable-dev-shm-usage", "--window-size=1280,900"],
-            },
-        }}});
-        let response = http
-            .post(format!("http://127.0.0.1:{}/session", driver.port))
-            .json(&capabilities)
-            .send()
-            .await
-            .expect("chromedriver answers")
-            .json::<Value>()
-            .await
-            .expect("a JSON answer");
-        let session = response["value"]["sessionId"]
-            .as_str()
-            .unwrap_or_else(|| panic!("a WebDriver session: {response}"))
-            .to_owned();
+        let mut driver = ChromeDriver::start();
+        let Value::Object(capabilities) = json!({"goog:chromeOptions": {
+            "binary": CHROMIUM,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                     "--disable-dev-shm-usage", "--window-size=1280,900"],
+        }}) else {
+            unreachable!("an object")
+        };
+        let mut builder = ClientBuilder::new(HttpConnector::new());
+        builder.capabilities(capabilities);
+        let url = format!("http://127.0.0.1:{}", driver.port);
+        let (builder, url) = (&builder, url.as_str());
+        // chromedriver refuses connections until it listens.
+        let client = eventually("a session from chromedriver", PATIENCE, || {
+            if let Ok(Some(exit)) = driver.child.try_wait() {
+                panic!("chromedriver exited at start: {exit}");
+            }
+            async move { builder.connect(url).await.map_err(|e| e.to_string()) }
+        })
+        .await;
         Browser {
-            http,
-            session,
-            closed: false,
-            driver,
+            client,
+            _driver: driver,
         }
     }
 
-    /// A `WebDriver` command of the session: its `value`, or the error's.
-    async fn command(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Value,
-    ) -> Result<Value, Value> {
-        let url = format!(
-            "http://127.0.0.1:{}/session/{}{path}",
-            self.driver.port, self.session
-        );
-        let mut request = self.http.request(method, &url);
-        if !body.is_null() {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("chromedriver answers");
-        let ok = response.status().is_success();
-        let mut answer: Value = response.json().await.expect("a JSON answer");
-        let value = answer["value"].take();
-        if ok { Ok(value) } else { Err(value) }
+    /// Ends the session; chromedriver is killed next.
+    async fn close(self) -> Result<(), fantoccini::error::CmdError> {
+        self.client.close().await
     }
 
-    async fn post(&self, path: &str, body: Value) -> Value {
-        self.command(reqwest::Method::POST, path, body)
+    async fn wait_for(&self, css: &str) {
+        let wait = self.client.wait().at_most(PATIENCE);
+        wait.for_element(Locator::Css(css))
             .await
-            .unwrap_or_else(|error| panic!("WebDriver POST {path}: {error}"))
+            .unwrap_or_else(|error| panic!("waited {PATIENCE:?} for an element {css}: {error}"));
     }
 
-    async fn get(&self, path: &str) -> Value {
-        self.command(reqwest::Method::GET, path, Value::Null)
+    async fn find(&self, css: &str) -> Element {
+        self.client
+            .find(Locator::Css(css))
             .await
-            .unwrap_or_else(|error| panic!("WebDriver GET {path}: {error}"))
-    }
-
-    async fn goto(&self, url: &str) {
-        self.post("/url", json!({ "url": url })).await;
-    }
-
-    /// The element `css` matches, if any.
-    async fn try_find(&self, css: &str) -> Option<String> {
-        let found = self
-            .command(
-                reqwest::Method::POST,
-                "/element",
-                json!({"using": "css selector", "value": css}),
-            )
-            .await;
-        match found {
-            Ok(element) => Some(element[ELEMENT].as_str().unwrap().to_owned()),
-            Err(error) if error["error"] == "no such element" => None,
-            Err(error) => panic!("WebDriver find {css}: {error}"),
-        }
-    }
-
-    async fn find(&self, css: &str) -> String {
-        self.try_find(css)
-            .await
-            .unwrap_or_else(|| panic!("no element {css} on the page"))
-    }
-
-    async fn wait_for(&self, css: &str) -> String {
-        eventually(
-            &format!("an element {css}"),
-            Duration::from_secs(20),
-            || async move { self.try_find(css).await.ok_or_else(|| "none".to_owned()) },
-        )
-        .await
-    }
-
-    async fn click_element(&self, element: &str) {
-        self.post(&format!("/element/{element}/click"), json!({}))
-            .await;
+            .unwrap_or_else(|error| panic!("no element {css} on the page: {error}"))
     }
 
     async fn click(&self, css: &str) {
         let element = self.find(css).await;
-        self.click_element(&element).await;
+        element
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("clicks {css}: {e}"));
     }
 
     async fn type_into(&self, css: &str, text: &str) {
         let element = self.find(css).await;
-        self.post(&format!("/element/{element}/clear"), json!({}))
-            .await;
-        self.post(
-            &format!("/element/{element}/value"),
-            json!({ "text": text }),
-        )
-        .await;
-    }
-
-    /// The rendered text of `css`.
-    async fn text(&self, css: &str) -> String {
-        let element = self.find(css).await;
-        let text = self.get(&format!("/element/{element}/text")).await;
-        text.as_str().unwrap_or_default().to_owned()
+        element
+            .clear()
+            .await
+            .unwrap_or_else(|e| panic!("clears {css}: {e}"));
+        element
+            .send_keys(text)
+            .await
+            .unwrap_or_else(|e| panic!("types into {css}: {e}"));
     }
 
     async fn source(&self) -> String {
-        self.get("/source").await.as_str().unwrap().to_owned()
+        self.client.source().await.expect("reads the page source")
     }
 
     async fn state(&self) -> PageState {
         let state = self
-            .post("/execute/sync", json!({"script": READ_PAGE, "args": []}))
-            .await;
+            .client
+            .execute(READ_PAGE, vec![])
+            .await
+            .expect("runs READ_PAGE");
         serde_json::from_value(state.clone())
             .unwrap_or_else(|error| panic!("the page's state {state}: {error}"))
     }
 
-    /// Waits (20 s at most) until the page's state passes `check`.
+    /// Waits ([`PATIENCE`] at most) until the page's state passes `check`.
     async fn eventually(&self, what: &str, check: impl Fn(&PageState) -> bool) -> PageState {
         let check = &check;
-        eventually(what, Duration::from_secs(20), || async move {
+        eventually(what, PATIENCE, || async move {
             let state = self.state().await;
             if check(&state) {
                 Ok(state)
@@ -723,62 +667,4 @@ impl Browser {
         .await;
         id
     }
-
-    async fn screenshot(&self) -> Vec<u8> {
-        let png = self.get("/screenshot").await;
-        base64_decode(png.as_str().expect("a base64 screenshot"))
-    }
-
-    async fn close(mut self) {
-        self.command(reqwest::Method::DELETE, "", Value::Null)
-            .await
-            .expect("ends the session");
-        self.closed = true;
-    }
-}
-
-impl Drop for Browser {
-    /// Ends the session with a blocking request (no runtime in `drop`), so that Chromium
-    /// quits before chromedriver is killed.
-    fn drop(&mut self) {
-        use std::io::{Read, Write};
-        if self.closed {
-            return;
-        }
-        let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", self.driver.port)) else {
-            return;
-        };
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-        let _ = write!(
-            stream,
-            "DELETE /session/{} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\
-             Content-Length: 0\r\n\r\n",
-            self.session, self.driver.port
-        );
-        let _ = stream.read_to_end(&mut Vec::new());
-    }
-}
-
-/// Standard base64 (the screenshots `WebDriver` answers), padding and whitespace ignored.
-fn base64_decode(text: &str) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(text.len() / 4 * 3);
-    let (mut buffer, mut bits) = (0u32, 0u32);
-    for c in text.bytes() {
-        let sextet = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            b'=' | b'\n' | b'\r' => continue,
-            other => panic!("not base64: {:?}", char::from(other)),
-        };
-        buffer = ((buffer << 6) | u32::from(sextet)) & 0xffff;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            bytes.push(u8::try_from((buffer >> bits) & 0xff).unwrap());
-        }
-    }
-    bytes
 }
