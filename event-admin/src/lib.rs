@@ -48,7 +48,7 @@ pub use api::views::{
     StreamsView, SubscriptionPage, SubscriptionView, TypeView,
 };
 pub use auth::{Scope, Token, random_secret};
-pub use cli::main;
+pub use cli::{EXIT_ERROR, EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, main};
 #[doc(hidden)]
 pub use openapi::response_schema;
 pub use redact::REDACTED;

@@ -1,5 +1,5 @@
 //! The admin HTTP API (`event-admin`) served on loopback and called by a real HTTP client:
-//! every route's 401 and 403, every answer checked against the OpenAPI document (itself
+//! every route's 401 and 403, every answer checked against the `OpenAPI` document (itself
 //! checked by `openapi-spec-validator`), cursors, 400s naming the parameter, PII redaction,
 //! tenant-limited tokens, dead-letter operations, replay, health, and `/metrics` through
 //! Prometheus's `promtool`.
@@ -205,7 +205,7 @@ fn opened(account: &str, email: &str) -> AccountOpened {
     }
 }
 
-/// Asserts `body` matches the OpenAPI document's schema of that answer.
+/// Asserts `body` matches the `OpenAPI` document's schema of that answer.
 fn conforms(method: &str, template: &str, status: u16, body: &Value) {
     let schema = event_admin::response_schema(method, template, status)
         .unwrap_or_else(|| panic!("no schema for {method} {template} {status}"));
@@ -333,11 +333,10 @@ async fn the_openapi_document_passes_an_independent_validator() {
     let file = dir.path().join("openapi.json");
     std::fs::write(&file, serde_json::to_vec_pretty(&document).unwrap()).unwrap();
     let validator = std::env::var_os("OPENAPI_VALIDATOR_PATH").unwrap_or_else(|| {
-        let cache = std::env::var_os("XDG_CACHE_HOME")
-            .map(std::path::PathBuf::from)
-            .unwrap_or_else(|| {
-                std::path::PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache")
-            });
+        let cache = std::env::var_os("XDG_CACHE_HOME").map_or_else(
+            || std::path::PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache"),
+            std::path::PathBuf::from,
+        );
         cache
             .join("typed-events/openapi-spec-validator-0.9.0")
             .into_os_string()
@@ -687,11 +686,11 @@ async fn subscriptions_show_checkpoints_and_replay_reads_again() {
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     conforms("post", "/v1/subscriptions/{name}/replay", 202, &body);
-    let mailed = Arc::clone(&app.mailed);
+    let again = Arc::clone(&app.mailed);
     eventually(
         Duration::from_secs(10),
         "both openings handled again",
-        || mailed.lock().unwrap().len() == 2,
+        || again.lock().unwrap().len() == 2,
     )
     .await;
     let (status, _) = app
@@ -929,4 +928,69 @@ async fn serve_refuses_addresses_beyond_loopback_unless_allowed() {
         .unwrap();
     serving.shutdown().await;
     bus.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_broker_streams_and_lag_come_from_the_transport() {
+    let url = tests::redis_server::RedisServer::shared().url();
+    let transport = event_core::transport::RedisTransport::builder(&url)
+        .prefix(format!("admin-{}", uuid::Uuid::now_v7().simple()))
+        .shards(2)
+        .lease(Duration::from_secs(2))
+        .connect()
+        .await
+        .expect("connects to the test's redis-server");
+    let bus = EventBus::builder().transport(transport).build();
+    bus.subscribe_event::<AccountClosed, _, _>("audit", |_| async { Ok(()) })
+        .unwrap();
+    let serving = admin(&bus)
+        .serve("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let app = App {
+        base: format!("http://{}", serving.local_addr()),
+        serving: Some(serving),
+        bus: bus.clone(),
+        http: reqwest::Client::new(),
+        broken: Arc::new(AtomicBool::new(false)),
+        mailed: Arc::new(Mutex::new(Vec::new())),
+        _dir: tempfile::tempdir().unwrap(),
+    };
+    until("the group on the broker", || async {
+        bus.transport_info().await.is_ok_and(|info| {
+            info.is_some_and(|info| info.topics.iter().any(|t| !t.groups.is_empty()))
+        })
+    })
+    .await;
+    for n in 0..5 {
+        let closed = AccountClosed {
+            account: format!("a-{n}"),
+        };
+        bus.publish(closed).await.unwrap();
+    }
+    until("five handled", || async {
+        bus.subscriptions().await[0].delivered() == 5
+    })
+    .await;
+    let streams = app.ok("/v1/streams", "/v1/streams", READ).await;
+    let transport = &streams["transport"];
+    assert!(
+        transport["broker"]
+            .as_str()
+            .unwrap()
+            .starts_with("redis://"),
+        "{streams}"
+    );
+    assert_eq!(transport["shards"], 2);
+    let page = app.ok("/v1/subscriptions", "/v1/subscriptions", READ).await;
+    let audit = &page["subscriptions"][0];
+    assert_eq!(
+        (audit["feed"].as_str(), audit["delivered"].as_u64()),
+        (Some("transport"), Some(5))
+    );
+    assert!(audit["lag"].as_u64().is_some(), "the broker's lag: {audit}");
+    let (status, health) = app.call(Method::GET, "/health", None).await;
+    assert_eq!(status, StatusCode::OK, "{health}");
+    assert!(health.to_string().contains("\"transport\""), "{health}");
+    app.stop().await;
 }

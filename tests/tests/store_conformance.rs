@@ -328,6 +328,7 @@ conformance!(
     group_commit_shares_transactions,
     duplicate_id_is_stored_once,
     checkpoints_move_forward_and_reset_anywhere,
+    checkpoints_are_listed_by_name,
     claims_dedupe_even_concurrently,
     dead_letters_put_list_remove,
     timeline_pages_every_event_once,
@@ -552,6 +553,19 @@ async fn checkpoints_move_forward_and_reset_anywhere(backend: impl Backend) {
     store.remove_subscription("billing").await.unwrap();
     assert_eq!(store.checkpoint("billing").await.unwrap(), 0);
     assert_eq!(store.checkpoint("shipping").await.unwrap(), 4);
+}
+
+async fn checkpoints_are_listed_by_name(backend: impl Backend) {
+    let store = backend.open().await;
+    assert!(store.checkpoints().await.unwrap().is_empty());
+    store.append(events(3)).await.unwrap();
+    store.save_checkpoint("mailer", 2).await.unwrap();
+    store.save_checkpoint("audit", 3).await.unwrap();
+    store.reset_checkpoint("mailer", 1).await.unwrap();
+    assert_eq!(
+        store.checkpoints().await.unwrap(),
+        [("audit".to_owned(), 3), ("mailer".to_owned(), 1)]
+    );
 }
 
 async fn claims_dedupe_even_concurrently(backend: impl Backend) {

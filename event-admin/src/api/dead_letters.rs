@@ -10,10 +10,10 @@ use crate::redact;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use event_core::{DeadLetter, RedeliverError};
+use event_core::{DeadLetter, RedeliverError, Registry};
 
 /// A dead letter's id in the API: the event's id and the subscription that failed.
-fn id_of(letter: &DeadLetter) -> String {
+pub(crate) fn id_of(letter: &DeadLetter) -> String {
     format!("{}:{}", letter.envelope.id, letter.subscription)
 }
 
@@ -56,8 +56,9 @@ async fn find(state: &Shared, caller: &Caller, id: &str) -> Result<DeadLetter, A
         .ok_or_else(|| ApiError::not_found(format!("no dead letter {id}")))
 }
 
-pub(crate) fn view(state: &Shared, letter: &DeadLetter) -> DeadLetterView {
-    let event = redact::envelope(&state.registry, &letter.envelope);
+/// A dead letter as the API and the CLI show it, PII redacted.
+pub(crate) fn view(registry: &Registry, letter: &DeadLetter) -> DeadLetterView {
+    let event = redact::envelope(registry, &letter.envelope);
     DeadLetterView {
         id: id_of(letter),
         subscription: letter.subscription.clone(),
@@ -95,7 +96,7 @@ pub(crate) async fn list(
     }
     let (letters, next_cursor) = page(letters, key_of, cursor.as_deref(), limit);
     Ok(Json(DeadLetterPage {
-        dead_letters: letters.iter().map(|l| view(&state, l)).collect(),
+        dead_letters: letters.iter().map(|l| view(&state.registry, l)).collect(),
         next_cursor,
     }))
 }
@@ -110,7 +111,7 @@ pub(crate) async fn get(
     caller.require(Scope::Read)?;
     params.finish()?;
     let letter = find(&state, &caller, &id).await?;
-    Ok(Json(view(&state, &letter)))
+    Ok(Json(view(&state.registry, &letter)))
 }
 
 /// Sends a dead letter's event to its subscription again.

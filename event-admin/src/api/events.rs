@@ -8,6 +8,7 @@ use crate::auth::{Caller, Scope};
 use crate::redact;
 use axum::Json;
 use axum::extract::{Path, State};
+use event_core::Registry;
 use event_core::store::{EventQuery, StoreError, StoredEvent};
 
 /// The timeline: events by partition key (`key`), aggregate, type, correlation id or time
@@ -72,7 +73,11 @@ pub(crate) async fn list(
     }
     let page = search(&state, &query).await?;
     Ok(Json(EventPage {
-        events: page.events.iter().map(|e| view(&state, e)).collect(),
+        events: page
+            .events
+            .iter()
+            .map(|e| view(&state.registry, e))
+            .collect(),
         next_cursor: page.next_cursor,
     }))
 }
@@ -95,7 +100,7 @@ pub(crate) async fn get(
     let page = search(&state, &query).await?;
     page.events
         .first()
-        .map(|event| Json(view(&state, event)))
+        .map(|event| Json(view(&state.registry, event)))
         .ok_or_else(|| ApiError::not_found(format!("no event {id}")))
 }
 
@@ -110,9 +115,10 @@ async fn search(
     })
 }
 
-fn view(state: &Shared, event: &StoredEvent) -> EventView {
+/// An event as the API and the CLI show it, PII redacted.
+pub(crate) fn view(registry: &Registry, event: &StoredEvent) -> EventView {
     EventView {
         position: event.position,
-        event: redact::envelope(&state.registry, &event.envelope),
+        event: redact::envelope(registry, &event.envelope),
     }
 }

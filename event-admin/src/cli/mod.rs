@@ -61,13 +61,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 /// Exit code: success.
-pub(crate) const EXIT_OK: u8 = 0;
+pub const EXIT_OK: u8 = 0;
 /// Exit code: the command ran and found a problem.
-pub(crate) const EXIT_FAILED: u8 = 1;
+pub const EXIT_FAILED: u8 = 1;
 /// Exit code: usage or input error.
-pub(crate) const EXIT_ERROR: u8 = 2;
+pub const EXIT_ERROR: u8 = 2;
 /// Exit code: the store or the service could not be reached.
-pub(crate) const EXIT_UNREACHABLE: u8 = 3;
+pub const EXIT_UNREACHABLE: u8 = 3;
 
 /// Operates an event bus: subscriptions, dead letters, replay, timelines, a live tail and
 /// health, against its store or its running service's admin API.

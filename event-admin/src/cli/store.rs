@@ -8,7 +8,8 @@
 use super::output::{self, Out};
 use super::{Command, Dlq, Failure, HealthArgs, Outcome, ReplayArgs, TailArgs, TimelineArgs};
 use super::{EXIT_FAILED, EXIT_OK, chain, glob_matches, letter_id, parse_letter_id};
-use crate::{CheckView, DeadLetterView, EventView, HealthView};
+use crate::api::{dead_letters, events};
+use crate::{CheckView, HealthView};
 use event_core::Registry;
 use event_core::store::tokio_postgres::Config;
 use event_core::store::{
@@ -185,32 +186,16 @@ impl Direct {
     }
 
     fn letter_view(&self, letter: &StoredDeadLetter) -> Value {
-        let view = DeadLetterView {
-            id: letter_id(letter.envelope.id, &letter.subscription),
-            subscription: letter.subscription.clone(),
-            event_id: letter.envelope.id.to_string(),
-            event_type: letter.envelope.event_type.to_string(),
-            partition_key: letter.envelope.partition_key().map(str::to_owned),
-            error: letter.last_error.clone(),
-            attempts: letter.attempts,
-            failed_at: letter
-                .failed_at
-                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            held_back: 0,
-            event: crate::redact::envelope(&self.registry, &letter.envelope),
-        };
-        serde_json::to_value(view).unwrap_or(Value::Null)
+        let letter = event_core::DeadLetter::from(letter.clone());
+        serde_json::to_value(dead_letters::view(&self.registry, &letter)).unwrap_or(Value::Null)
     }
 
     fn event_view(&self, event: &StoredEvent) -> Value {
-        let view = EventView {
-            position: event.position,
-            event: crate::redact::envelope(&self.registry, &event.envelope),
-        };
-        serde_json::to_value(view).unwrap_or(Value::Null)
+        serde_json::to_value(events::view(&self.registry, event)).unwrap_or(Value::Null)
     }
 
-    /// The subscriptions with dead letters and those named, with checkpoint and lag.
+    /// The subscriptions the store has checkpoints or dead letters of (or those named),
+    /// with checkpoint and lag.
     async fn subscriptions(&self, names: &[String], out: Out) -> Outcome {
         let head = self.head().await?;
         let mut kept: BTreeMap<String, u64> = BTreeMap::new();
@@ -218,10 +203,20 @@ impl Direct {
             *kept.entry(letter.subscription).or_default() += 1;
         }
         let names: BTreeSet<String> = if names.is_empty() {
-            eprintln!(
-                "note: a store keeps no list of subscriptions: shown are those with dead letters; name others (`subscriptions NAME...`), or use --url for the service's"
-            );
-            kept.keys().cloned().collect()
+            let mut known: BTreeSet<String> = kept.keys().cloned().collect();
+            match self.store.checkpoints().await {
+                Ok(checkpoints) => known.extend(checkpoints.into_iter().map(|(name, _)| name)),
+                Err(StoreError::Unsupported { .. }) => eprintln!(
+                    "note: this store lists no checkpoints: shown are the subscriptions with dead letters; name others (`subscriptions NAME...`), or use --url for the service's"
+                ),
+                Err(error) => {
+                    return Err(failure(
+                        &format!("cannot list the checkpoints of {}", self.label),
+                        &error,
+                    ));
+                }
+            }
+            known
         } else {
             names.iter().cloned().collect()
         };

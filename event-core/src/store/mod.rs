@@ -179,6 +179,13 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         position: Position,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
 
+    /// Every subscription with a checkpoint, by name, with its position: what operators'
+    /// tools list. (A consumer group's shards have one each, `{name}#{shard}/{shards}`.)
+    /// Stores that cannot list them say [`StoreError::Unsupported`].
+    fn checkpoints(&self) -> BoxFuture<'_, Result<Vec<(String, Position)>, StoreError>> {
+        unsupported("checkpoints")
+    }
+
     /// Sets the subscription's checkpoint to `position`, back or forward: for a replay.
     fn reset_checkpoint<'a>(
         &'a self,

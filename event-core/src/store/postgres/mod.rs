@@ -320,6 +320,16 @@ impl Store for PostgresStore {
         })
     }
 
+    fn checkpoints(&self) -> BoxFuture<'_, Result<Vec<(String, Position)>, StoreError>> {
+        Box::pin(async move {
+            let rows = self.query(queries::CHECKPOINTS, &[]).await?;
+            Ok(rows
+                .iter()
+                .map(|row| (row.get(0), from_sql(row.get(1))))
+                .collect())
+        })
+    }
+
     fn save_checkpoint<'a>(
         &'a self,
         subscription: &'a str,

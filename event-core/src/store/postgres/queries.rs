@@ -142,6 +142,9 @@ pub(crate) const READ: &str = "SELECT position, envelope::text FROM event_store_
 
 pub(crate) const HEAD: &str = "SELECT value FROM event_store_meta WHERE key = 'head'";
 
+pub(crate) const CHECKPOINTS: &str =
+    "SELECT subscription, position FROM event_store_checkpoints ORDER BY subscription";
+
 pub(crate) const CHECKPOINT: &str =
     "SELECT position FROM event_store_checkpoints WHERE subscription = $1";
 

@@ -531,6 +531,10 @@ impl Store for SqliteStore {
         Box::pin(self.read(move |conn| queries::checkpoint(conn, &subscription)))
     }
 
+    fn checkpoints(&self) -> BoxFuture<'_, Result<Vec<(String, Position)>, StoreError>> {
+        Box::pin(self.read(queries::checkpoints))
+    }
+
     fn save_checkpoint<'a>(
         &'a self,
         subscription: &'a str,

@@ -147,6 +147,15 @@ pub(crate) fn checkpoint(conn: &Connection, subscription: &str) -> rusqlite::Res
     Ok(position.map_or(0, from_sql))
 }
 
+/// Every checkpoint, by subscription.
+pub(crate) fn checkpoints(conn: &Connection) -> rusqlite::Result<Vec<(String, Position)>> {
+    let mut statement = conn.prepare_cached(
+        "SELECT subscription, position FROM event_store_checkpoints ORDER BY subscription",
+    )?;
+    let rows = statement.query_map([], |row| Ok((row.get(0)?, from_sql(row.get(1)?))))?;
+    rows.collect()
+}
+
 /// Moves a checkpoint forward only (`forward_only`), or anywhere.
 pub(crate) fn save_checkpoint(
     conn: &Connection,
