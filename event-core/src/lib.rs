@@ -120,6 +120,7 @@ pub use bus::{
     DeadLetter, ErrorKind, EventBus, EventBusBuilder, FeedKind, HandlerError, LatencyHistogram,
     MetricsSnapshot, PublishContext, PublishError, RedeliverError, ReplayError, RetryPolicy,
     StoreGroups, SubscribeError, SubscriptionInfo, SubscriptionOptions, TypeStats, WaitError,
+    matches_pattern,
 };
 pub use envelope::{
     ACTOR_ID, CloudEventError, DEPTH, Envelope, Meta, PARTITION_KEY, RawEnvelope, TENANT_ID,

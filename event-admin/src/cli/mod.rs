@@ -389,28 +389,6 @@ fn parse_letter_id(id: &str) -> Result<(uuid::Uuid, &str), Failure> {
     Ok((event_id, subscription))
 }
 
-/// A dotted glob over event types, as `EventBus::subscribe_pattern` reads it: `*` matches
-/// one segment, a trailing `*` (or `*` alone) any number of remaining segments (at least
-/// one).
-fn glob_matches(pattern: &str, event_type: &str) -> bool {
-    let segments: Vec<&str> = pattern.split('.').collect();
-    let mut parts = event_type.split('.');
-    let last = segments.len() - 1;
-    for (i, segment) in segments.iter().enumerate() {
-        let Some(part) = parts.next() else {
-            return false;
-        };
-        if *segment == "*" {
-            if i == last {
-                return true;
-            }
-        } else if *segment != part {
-            return false;
-        }
-    }
-    parts.next().is_none()
-}
-
 /// The error and its causes, joined by `: `.
 fn chain(err: &dyn Error) -> String {
     let mut text = err.to_string();
@@ -466,24 +444,6 @@ async fn wait_caught_up(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn globs_match_as_subscribe_pattern() {
-        let cases = [
-            ("*", "order.created", true),
-            ("order.*", "order.created", true),
-            ("order.*", "order.payment.failed", true),
-            ("order.*", "orders.created", false),
-            ("order.*", "order", false),
-            ("*.created", "order.created", true),
-            ("*.created", "order.paid", false),
-            ("order.created", "order.created", true),
-            ("order.created", "order.created.v2", false),
-        ];
-        for (pattern, event, expected) in cases {
-            assert_eq!(glob_matches(pattern, event), expected, "{pattern} {event}");
-        }
-    }
 
     #[test]
     fn store_specs() {

@@ -2,7 +2,7 @@
 //! `EVENT_ADMIN_TOKEN`. The service redacts PII; its JSON is printed as it comes.
 
 use super::output::{self, Out};
-use super::{Command, Dlq, EXIT_FAILED, EXIT_OK, Failure, Outcome, chain, glob_matches};
+use super::{Command, Dlq, EXIT_FAILED, EXIT_OK, Failure, Outcome, chain};
 use reqwest::{Method, StatusCode, Url};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -315,7 +315,7 @@ impl Remote {
                     .pointer("/event/type")
                     .and_then(Value::as_str)
                     .unwrap_or_default();
-                if !glob_matches(&args.pattern, event_type) {
+                if !event_core::matches_pattern(&args.pattern, event_type) {
                     continue;
                 }
                 let line = if out.json {

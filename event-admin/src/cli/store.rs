@@ -7,7 +7,7 @@
 
 use super::output::{self, Out};
 use super::{Command, Dlq, Failure, HealthArgs, Outcome, ReplayArgs, TailArgs, TimelineArgs};
-use super::{EXIT_FAILED, EXIT_OK, chain, glob_matches, letter_id, parse_letter_id};
+use super::{EXIT_FAILED, EXIT_OK, chain, letter_id, parse_letter_id};
 use crate::api::{dead_letters, events};
 use crate::{CheckView, HealthView};
 use event_core::Registry;
@@ -92,7 +92,7 @@ impl Direct {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
         }
-        let label = describe(&config);
+        let label = PostgresStore::describe(&config);
         let store = PostgresStore::connect_with(config)
             .await
             .map_err(|e| failure(&format!("cannot connect to {label}"), &e))?;
@@ -333,7 +333,7 @@ impl Direct {
             }
             for event in &batch {
                 after = event.position;
-                if !glob_matches(&args.pattern, &event.envelope.event_type) {
+                if !event_core::matches_pattern(&args.pattern, &event.envelope.event_type) {
                     continue;
                 }
                 let view = self.event_view(event);
@@ -406,20 +406,4 @@ fn check(name: &str, ok: bool, detail: String) -> CheckView {
         ok,
         detail,
     }
-}
-
-/// A PostgreSQL store for messages, without its password: `postgres HOST:PORT/DB`.
-fn describe(config: &Config) -> String {
-    use event_core::store::tokio_postgres::config::Host;
-    let host = match config.get_hosts().first() {
-        Some(Host::Tcp(host)) => host.clone(),
-        Some(Host::Unix(path)) => path.display().to_string(),
-        None => "localhost".to_owned(),
-    };
-    let port = config.get_ports().first().copied().unwrap_or(5432);
-    let db = config
-        .get_dbname()
-        .or(config.get_user())
-        .unwrap_or("postgres");
-    format!("postgres {host}:{port}/{db}")
 }

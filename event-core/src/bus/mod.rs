@@ -56,6 +56,7 @@ pub use error::{
     ErrorKind, HandlerError, PublishError, RedeliverError, ReplayError, SubscribeError, WaitError,
 };
 pub use metrics::MetricsSnapshot;
+pub use pattern::matches_pattern;
 pub use retry::RetryPolicy;
 pub use stats::{FeedKind, LatencyHistogram, SubscriptionInfo, TypeStats};
 pub use store_group::StoreGroups;

@@ -1,5 +1,21 @@
 //! Dotted glob patterns for `subscribe_pattern`: `order.*`, `*.created`, `*`.
 
+/// Whether `event_type` matches the dotted glob `pattern` as
+/// [`EventBus::subscribe_pattern`](crate::EventBus::subscribe_pattern) reads it: segments
+/// separated by `.`, `*` matching one segment, a trailing `*` (or `*` alone) matching any
+/// number of remaining segments (at least one).
+///
+/// ```
+/// use event_core::matches_pattern;
+///
+/// assert!(matches_pattern("order.*", "order.payment.failed"));
+/// assert!(matches_pattern("*.created", "order.created"));
+/// assert!(!matches_pattern("order.*", "orders.created"));
+/// ```
+pub fn matches_pattern(pattern: &str, event_type: &str) -> bool {
+    Pattern::new(pattern).matches(event_type)
+}
+
 /// A pattern over event types: segments separated by `.`, `*` matching one segment, a
 /// trailing `*` (or `*` alone) matching any number of remaining segments (at least one).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -97,6 +97,19 @@ struct AppendRequest {
 }
 
 impl PostgresStore {
+    /// The database `config` names, as errors name it: `postgres host:port/dbname`, never
+    /// with its password.
+    ///
+    /// ```
+    /// use event_core::store::{PostgresStore, tokio_postgres::Config};
+    ///
+    /// let config: Config = "postgres://app:secret@db.internal:6543/orders".parse().unwrap();
+    /// assert_eq!(PostgresStore::describe(&config), "postgres db.internal:6543/orders");
+    /// ```
+    pub fn describe(config: &Config) -> String {
+        describe(config)
+    }
+
     /// Connects to the database named by `config` (`"host=... user=... dbname=..."` or a
     /// `postgresql://` URL), creating or migrating the store's tables.
     ///
@@ -627,7 +640,7 @@ impl Store for PostgresStore {
     }
 }
 
-/// `host:port/dbname`, to name the database in errors.
+/// `postgres host:port/dbname`, to name the database in errors (no password).
 fn describe(config: &Config) -> String {
     let host = match config.get_hosts().first() {
         Some(Host::Tcp(host)) => host.clone(),
