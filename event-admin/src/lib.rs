@@ -106,9 +106,12 @@ impl Admin {
     #[must_use]
     pub fn tokens_from_env(mut self) -> Self {
         for (name, scope) in [(TOKEN_ENV, Scope::Operate), (READ_TOKEN_ENV, Scope::Read)] {
-            if let Some(secret) = std::env::var_os(name).filter(|s| !s.is_empty()) {
-                self.tokens
-                    .push(Token::new(secret.as_encoded_bytes(), scope));
+            // Trimmed: a secret mounted from a file often ends in a newline.
+            if let Some(secret) = std::env::var_os(name)
+                .map(|s| s.as_encoded_bytes().trim_ascii().to_vec())
+                .filter(|s| !s.is_empty())
+            {
+                self.tokens.push(Token::new(secret, scope));
             }
         }
         self
@@ -119,6 +122,7 @@ impl Admin {
     pub fn token_from_env_or_random(self) -> (Self, String) {
         let secret = std::env::var(TOKEN_ENV)
             .ok()
+            .map(|secret| secret.trim().to_owned())
             .filter(|secret| !secret.is_empty())
             .unwrap_or_else(random_secret);
         (self.token(Token::operate(&secret)), secret)

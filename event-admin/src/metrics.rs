@@ -157,7 +157,8 @@ impl Scrape {
                 .iter()
                 .map(|(_, c)| c)
                 .sum();
-            buckets.push((f64::INFINITY, rest));
+            // The encoder writes `+Inf` for `f64::MAX` (and `inf` for infinity).
+            buckets.push((f64::MAX, rest));
             family
                 .encode_family(&labels)?
                 .encode_histogram::<prometheus_client::encoding::NoLabelSet>(

@@ -24,6 +24,10 @@ pub(crate) fn envelope(registry: &Registry, envelope: &RawEnvelope) -> Value {
         *payload = Value::String(format!(
             "{REDACTED}: an event type this service does not know"
         ));
+        // The key is a copy of a payload field, maybe a personal one.
+        if let Some(key) = json.pointer_mut("/meta/partition_key") {
+            *key = Value::String(REDACTED.to_owned());
+        }
         return json;
     }
     if let Value::Object(fields) = payload {

@@ -1009,3 +1009,30 @@ async fn subscriptions_and_timeline_against_postgres() {
         .json();
     assert_eq!(rows(&json, "dead_letters")[0]["partition_key"], "ord_bad");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_database_without_a_store_is_refused_and_left_untouched() {
+    let url = tokio::task::spawn_blocking(|| PostgresServer::shared().create_database())
+        .await
+        .unwrap();
+    let spec = format!("postgres:{url}");
+    let refused = cli(&["--store", &spec, "dlq", "list"], None)
+        .await
+        .expect(2);
+    assert!(refused.stderr.contains("schema"), "{refused:#?}");
+    // The CLI never migrates: the database still has no table of the store.
+    let (client, connection) =
+        event_core::store::tokio_postgres::connect(&url, event_core::store::tokio_postgres::NoTls)
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let tables: i64 = client
+        .query_one(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name LIKE 'event_store_%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(tables, 0);
+}

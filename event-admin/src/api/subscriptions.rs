@@ -27,7 +27,12 @@ pub(crate) async fn list(
         .await
         .map_err(ApiError::unavailable)?;
     let mut kept: HashMap<String, u64> = HashMap::new();
-    for letter in letters {
+    // A tenant's token counts its tenant's dead letters only (the other counters are the
+    // subscription's, all tenants together).
+    for letter in letters
+        .into_iter()
+        .filter(|letter| caller.sees(letter.envelope.meta.tenant_id()))
+    {
         *kept.entry(letter.subscription).or_default() += 1;
     }
     let mut infos = state.bus.subscriptions().await;
@@ -57,6 +62,19 @@ pub(crate) async fn replay(
     caller.require_all_tenants()?;
     let from = params.number("from")?.unwrap_or(0);
     params.finish()?;
+    if state.bus.has_transport() {
+        return Err(ApiError::conflict(
+            "replay reads a subscription's events again from its store; on a bus with a transport its subscriptions read the broker",
+        ));
+    }
+    let store = state.bus.store().ok_or_else(ApiError::no_store)?;
+    let head = store.head().await.map_err(ApiError::unavailable)?;
+    if from > head {
+        return Err(ApiError::bad_parameter(
+            "from",
+            format!("{from} is past the store's head (position {head}): events would be skipped"),
+        ));
+    }
     match state.bus.replay(&name, from).await {
         Ok(()) => Ok((
             StatusCode::ACCEPTED,

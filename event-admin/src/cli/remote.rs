@@ -149,6 +149,7 @@ impl Remote {
     fn new(base: Url) -> Result<Remote, Failure> {
         let token = std::env::var(crate::TOKEN_ENV)
             .ok()
+            .map(|token| token.trim().to_owned())
             .filter(|token| !token.is_empty());
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))

@@ -93,7 +93,7 @@ impl Direct {
             config.connect_timeout(Duration::from_secs(10));
         }
         let label = PostgresStore::describe(&config);
-        let store = PostgresStore::connect_with(config)
+        let store = PostgresStore::connect_existing(config)
             .await
             .map_err(|e| failure(&format!("cannot connect to {label}"), &e))?;
         Ok(Direct {
@@ -367,6 +367,11 @@ impl Direct {
             }
         };
         let mut names: BTreeSet<String> = args.subscription.iter().cloned().collect();
+        match self.store.checkpoints().await {
+            Ok(checkpoints) => names.extend(checkpoints.into_iter().map(|(name, _)| name)),
+            Err(StoreError::Unsupported { .. }) => {}
+            Err(error) => checks.push(check("checkpoints", false, chain(&error))),
+        }
         match self.store.dead_letters(None).await {
             Ok(letters) => names.extend(letters.into_iter().map(|l| l.subscription)),
             Err(error) => checks.push(check("dead letters", false, chain(&error))),

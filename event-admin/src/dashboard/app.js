@@ -29,9 +29,12 @@
   }
 
   // Calls the API; answers the parsed JSON body, or throws an ApiError with the API's message.
+  // Where the router is mounted ("" at the root, "/admin" when nested there).
+  const BASE = document.body.dataset.base || "";
+
   async function api(method, path) {
     const token = sessionStorage.getItem(TOKEN_KEY) || "";
-    const response = await fetch(path, {
+    const response = await fetch(BASE + path, {
       method,
       headers: { Authorization: `Bearer ${token}`, Accept: "application/json" },
       cache: "no-store",

@@ -1,7 +1,8 @@
 //! The dashboard: one HTML page, its script and its style, served as they are (no build
 //! step). The page holds no data: it asks for a token and reads the API with it.
 
-use axum::http::header;
+use axum::extract::OriginalUri;
+use axum::http::{Uri, header};
 use axum::response::IntoResponse;
 
 /// The page loads its own script and style and talks to its own origin, nothing else: no
@@ -13,7 +14,7 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
 
 /// The headers of every dashboard file: revalidated on each load (they change with the
 /// binary), never sniffed as another type.
-fn served(content_type: &'static str, body: &'static str) -> impl IntoResponse {
+fn served(content_type: &'static str, body: impl IntoResponse) -> impl IntoResponse {
     (
         [
             (header::CONTENT_TYPE, content_type),
@@ -26,8 +27,24 @@ fn served(content_type: &'static str, body: &'static str) -> impl IntoResponse {
     )
 }
 
-pub(crate) async fn page() -> impl IntoResponse {
-    served("text/html; charset=utf-8", include_str!("index.html"))
+/// The page, its links made to the path the router is mounted at (`/admin` when nested
+/// there): the script reads that base from `<body data-base>` for its API calls.
+pub(crate) async fn page(OriginalUri(original): OriginalUri, inner: Uri) -> impl IntoResponse {
+    // Nested, the router sees the path without its prefix; the original has it.
+    let base = original
+        .path()
+        .trim_end_matches('/')
+        .strip_suffix(inner.path().trim_end_matches('/'))
+        .unwrap_or_default();
+    // A route path, not request data; escaped all the same, since it goes in attributes.
+    let base = base
+        .replace('&', "&amp;")
+        .replace('"', "&quot;")
+        .replace('<', "&lt;");
+    let html = include_str!("index.html")
+        .replace("\"/assets/", &format!("\"{base}/assets/"))
+        .replace("<body>", &format!("<body data-base=\"{base}\">"));
+    served("text/html; charset=utf-8", html)
 }
 
 pub(crate) async fn script() -> impl IntoResponse {

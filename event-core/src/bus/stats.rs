@@ -247,11 +247,17 @@ impl EventBus {
                 FeedKind::Transport => (
                     None,
                     groups.as_ref().and_then(|groups| {
-                        groups
+                        let mine: Vec<Option<u64>> = groups
                             .iter()
                             .filter(|group| group.group == route.name)
                             .map(|group| group.lag)
-                            .sum::<Option<u64>>()
+                            .collect();
+                        // No group on the broker yet: unknown, not 0.
+                        if mine.is_empty() {
+                            None
+                        } else {
+                            mine.into_iter().sum::<Option<u64>>()
+                        }
                     }),
                 ),
                 FeedKind::Store => self.store_lag(&route.name, head).await,

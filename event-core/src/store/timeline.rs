@@ -102,6 +102,8 @@ impl TimelineQuery {
             .strip_prefix('c')
             .filter(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
             .and_then(|digits| digits.parse::<Position>().ok())
+            // Positions are stored as SQL BIGINT.
+            .filter(|position| i64::try_from(*position).is_ok())
             .map(Some)
             .ok_or_else(|| StoreError::InvalidCursor {
                 cursor: cursor.clone(),

@@ -131,9 +131,45 @@ impl PostgresStore {
     ///
     /// As [`connect`](Self::connect).
     pub async fn connect_with(config: Config) -> Result<PostgresStore, StoreError> {
+        PostgresStore::start(config, true).await
+    }
+
+    /// Connects to a database the store's schema is already in, without creating or
+    /// migrating anything (no DDL rights needed): what operators' tools use, so that they
+    /// never change a production schema.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::SchemaTooOld`] when the database holds no store, or an older schema
+    /// (version 0: none); [`StoreError::SchemaTooNew`]; and those of
+    /// [`connect`](Self::connect).
+    pub async fn connect_existing(config: Config) -> Result<PostgresStore, StoreError> {
+        PostgresStore::start(config, false).await
+    }
+
+    async fn start(config: Config, migrating: bool) -> Result<PostgresStore, StoreError> {
         let database: Arc<str> = describe(&config).into();
         let mut shared = open(&config, &database).await?;
-        migrate(&mut shared, &database).await?;
+        if migrating {
+            migrate(&mut shared, &database).await?;
+        } else {
+            let found = schema_version(&shared, &database).await?;
+            let latest = migrations::latest(POSTGRES);
+            if found > latest {
+                return Err(StoreError::SchemaTooNew {
+                    database: database.to_string(),
+                    found,
+                    supported: latest,
+                });
+            }
+            if found < latest {
+                return Err(StoreError::SchemaTooOld {
+                    database: database.to_string(),
+                    found,
+                    required: latest,
+                });
+            }
+        }
         let writer_client = open(&config, &database).await?;
         let counters = Arc::new(Counters::default());
         let (writer, requests) = mpsc::unbounded_channel();
@@ -670,6 +706,30 @@ async fn open(config: &Config, database: &str) -> Result<Client, StoreError> {
     Ok(client)
 }
 
+/// The store's schema version in the database; 0 when it holds no store.
+async fn schema_version(
+    client: &impl tokio_postgres::GenericClient,
+    database: &str,
+) -> Result<i64, StoreError> {
+    let error = |e| map_error(database, e);
+    let exists: bool = client
+        .query_one("SELECT to_regclass('event_store_meta') IS NOT NULL", &[])
+        .await
+        .map_err(error)?
+        .get(0);
+    if !exists {
+        return Ok(0);
+    }
+    Ok(client
+        .query_opt(
+            "SELECT value FROM event_store_meta WHERE key = 'schema_version'",
+            &[],
+        )
+        .await
+        .map_err(error)?
+        .map_or(0, |row| row.get(0)))
+}
+
 /// Applies the missing migrations in one transaction, under an advisory lock.
 async fn migrate(client: &mut Client, database: &str) -> Result<(), StoreError> {
     let error = |e| map_error(database, e);
@@ -677,22 +737,7 @@ async fn migrate(client: &mut Client, database: &str) -> Result<(), StoreError> 
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await
         .map_err(error)?;
-    let exists: bool = tx
-        .query_one("SELECT to_regclass('event_store_meta') IS NOT NULL", &[])
-        .await
-        .map_err(error)?
-        .get(0);
-    let version: i64 = if exists {
-        tx.query_opt(
-            "SELECT value FROM event_store_meta WHERE key = 'schema_version'",
-            &[],
-        )
-        .await
-        .map_err(error)?
-        .map_or(0, |row| row.get(0))
-    } else {
-        0
-    };
+    let version = schema_version(&tx, database).await?;
     let latest = migrations::latest(POSTGRES);
     if version > latest {
         return Err(StoreError::SchemaTooNew {
