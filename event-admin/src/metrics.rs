@@ -33,13 +33,7 @@ struct Scrape {
 /// all it shows.
 pub(crate) async fn metrics(State(state): State<Shared>) -> Response {
     let dead_letters = match state.bus.try_dead_letters().await {
-        Ok(letters) => {
-            let mut kept: HashMap<String, u64> = HashMap::new();
-            for letter in letters {
-                *kept.entry(letter.subscription).or_default() += 1;
-            }
-            Some(kept)
-        }
+        Ok(letters) => Some(crate::api::dead_letters::count_by_subscription(letters)),
         Err(error) => {
             tracing::warn!(%error, "dead letters not readable: left out of /metrics");
             None

@@ -17,6 +17,17 @@ pub(crate) fn id_of(letter: &DeadLetter) -> String {
     format!("{}:{}", letter.envelope.id, letter.subscription)
 }
 
+/// How many dead letters each subscription keeps.
+pub(crate) fn count_by_subscription(
+    letters: impl IntoIterator<Item = DeadLetter>,
+) -> std::collections::HashMap<String, u64> {
+    let mut kept = std::collections::HashMap::new();
+    for letter in letters {
+        *kept.entry(letter.subscription).or_default() += 1;
+    }
+    kept
+}
+
 /// The order of the list, and its cursor: oldest first.
 fn key_of(letter: &DeadLetter) -> String {
     format!(

@@ -1,6 +1,7 @@
 //! `GET /v1/subscriptions` and `POST /v1/subscriptions/{name}/replay`.
 
 use super::Shared;
+use super::dead_letters;
 use super::error::ApiError;
 use super::params::{Params, page};
 use super::views::{ActionView, SubscriptionPage, SubscriptionView, TypeView};
@@ -9,7 +10,6 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use event_core::{LatencyHistogram, ReplayError, SubscriptionInfo};
-use std::collections::HashMap;
 
 /// Every subscription, by name, with its checkpoint, lag, in-flight count and counters.
 pub(crate) async fn list(
@@ -26,15 +26,13 @@ pub(crate) async fn list(
         .try_dead_letters()
         .await
         .map_err(ApiError::unavailable)?;
-    let mut kept: HashMap<String, u64> = HashMap::new();
     // A tenant's token counts its tenant's dead letters only (the other counters are the
     // subscription's, all tenants together).
-    for letter in letters
-        .into_iter()
-        .filter(|letter| caller.sees(letter.envelope.meta.tenant_id()))
-    {
-        *kept.entry(letter.subscription).or_default() += 1;
-    }
+    let kept = dead_letters::count_by_subscription(
+        letters
+            .into_iter()
+            .filter(|letter| caller.sees(letter.envelope.meta.tenant_id())),
+    );
     let mut infos = state.bus.subscriptions().await;
     infos.sort_by(|a, b| a.name.cmp(&b.name));
     let (infos, next_cursor) = page(infos, |i| i.name.clone(), cursor.as_deref(), limit);
@@ -120,21 +118,9 @@ pub(crate) fn view(info: SubscriptionInfo, dead_letters: u64) -> SubscriptionVie
     }
 }
 
-/// The upper bound of the bucket holding the `p` quantile, in milliseconds.
+/// The `p` quantile's bucket bound, in milliseconds.
 fn percentile_ms(latency: &LatencyHistogram, p: f64) -> Option<f64> {
-    let total = latency.count();
-    if total == 0 {
-        return None;
-    }
-    #[allow(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::cast_precision_loss
-    )]
-    let rank = ((total as f64) * p).ceil().max(1.0) as u64;
-    let mut seen = 0;
-    latency.buckets().find_map(|(bound, count)| {
-        seen += count;
-        (seen >= rank).then_some(bound.as_secs_f64() * 1000.0)
-    })
+    latency
+        .percentile(p)
+        .map(|bound| bound.as_secs_f64() * 1000.0)
 }

@@ -75,27 +75,8 @@ impl Metrics {
     }
 
     pub(crate) fn snapshot(&self) -> MetricsSnapshot {
-        let counts = self.latency.snapshot().counts;
-        let percentile = |p: f64| -> Option<Duration> {
-            let total: u64 = counts.iter().sum();
-            if total == 0 {
-                return None;
-            }
-            #[allow(
-                clippy::cast_possible_truncation,
-                clippy::cast_sign_loss,
-                clippy::cast_precision_loss
-            )]
-            let rank = ((total as f64) * p).ceil().max(1.0) as u64;
-            let mut seen = 0;
-            for (i, count) in counts.iter().enumerate() {
-                seen += count;
-                if seen >= rank {
-                    return Some(Duration::from_micros(1u64 << i));
-                }
-            }
-            None
-        };
+        let latency = self.latency.snapshot();
+        let percentile = |p| latency.percentile(p);
         MetricsSnapshot {
             published: self.published.load(Relaxed),
             delivered: self.delivered.load(Relaxed),

@@ -204,6 +204,22 @@ impl LatencyHistogram {
     pub fn sum(&self) -> Duration {
         Duration::from_micros(self.sum_micros)
     }
+
+    /// The `p` quantile (`0.5` for the median) as the upper bound of its bucket: at most
+    /// 2× the true value. `None` before any call was timed.
+    pub fn percentile(&self, p: f64) -> Option<Duration> {
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            clippy::cast_precision_loss
+        )]
+        let rank = ((self.count() as f64) * p).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        self.buckets().find_map(|(bound, count)| {
+            seen += count;
+            (seen >= rank).then_some(bound)
+        })
+    }
 }
 
 impl EventBus {

@@ -143,9 +143,7 @@ impl EventQuery {
     ///
     /// [`StoreError::InvalidCursor`] for a cursor no store produced.
     pub fn cursor_position(&self) -> Result<Option<Position>, StoreError> {
-        let mut timeline = super::TimelineQuery::partition("");
-        timeline.cursor.clone_from(&self.cursor);
-        timeline.cursor_position()
+        super::timeline::parse_cursor(self.cursor.as_deref())
     }
 }
 

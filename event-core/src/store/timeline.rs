@@ -95,20 +95,25 @@ impl TimelineQuery {
     ///
     /// [`StoreError::InvalidCursor`] for a cursor no store produced.
     pub fn cursor_position(&self) -> Result<Option<Position>, StoreError> {
-        let Some(cursor) = &self.cursor else {
-            return Ok(None);
-        };
-        cursor
-            .strip_prefix('c')
-            .filter(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
-            .and_then(|digits| digits.parse::<Position>().ok())
-            // Positions are stored as SQL BIGINT.
-            .filter(|position| i64::try_from(*position).is_ok())
-            .map(Some)
-            .ok_or_else(|| StoreError::InvalidCursor {
-                cursor: cursor.clone(),
-            })
+        parse_cursor(self.cursor.as_deref())
     }
+}
+
+/// The position a page's `next_cursor` (`c{position}`) continues from.
+pub(crate) fn parse_cursor(cursor: Option<&str>) -> Result<Option<Position>, StoreError> {
+    let Some(cursor) = cursor else {
+        return Ok(None);
+    };
+    cursor
+        .strip_prefix('c')
+        .filter(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|digits| digits.parse::<Position>().ok())
+        // Positions are stored as SQL BIGINT.
+        .filter(|position| i64::try_from(*position).is_ok())
+        .map(Some)
+        .ok_or_else(|| StoreError::InvalidCursor {
+            cursor: cursor.to_owned(),
+        })
 }
 
 /// One page of a timeline.
