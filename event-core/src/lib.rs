@@ -105,6 +105,7 @@
 pub(crate) mod bus;
 mod envelope;
 mod event;
+pub mod privacy;
 mod registry;
 pub mod store;
 pub mod testing;
