@@ -3,6 +3,7 @@
 //! PostgreSQL on a server the tests start themselves).
 
 use chrono::{SubsecRound, Utc};
+use event_core::privacy::{KeyId, KeyStore, StoredKey};
 use event_core::store::{
     EventQuery, Fence, Position, PostgresStore, SqliteStore, Store, StoreError, StoredDeadLetter,
     TimelineQuery,
@@ -21,7 +22,7 @@ use uuid::Uuid;
 // Backends
 
 /// The schema version of this build's stores.
-const LATEST_SCHEMA: i64 = 2;
+const LATEST_SCHEMA: i64 = 3;
 
 /// The first migration of each backend, as released (migrations are append-only).
 const SQLITE_VERSION_1: &str = include_str!("../../event-core/src/store/sql/sqlite/0001_init.sql");
@@ -34,6 +35,8 @@ trait Backend: Sized + Send + Sync + 'static {
     async fn create() -> Self;
     /// Opens (or opens again) a store on the database.
     async fn try_open(&self) -> Result<Arc<dyn Store>, StoreError>;
+    /// Opens (or opens again) a store on the database, as a key store.
+    async fn open_keys(&self) -> Arc<dyn KeyStore>;
     /// Whether a store can be opened again on the same database (not in memory).
     fn reopens(&self) -> bool;
     /// Writes `version` as the recorded schema version, by hand.
@@ -69,6 +72,10 @@ impl Backend for SqliteFile {
 
     async fn try_open(&self) -> Result<Arc<dyn Store>, StoreError> {
         Ok(Arc::new(SqliteStore::open(&self.path)?))
+    }
+
+    async fn open_keys(&self) -> Arc<dyn KeyStore> {
+        Arc::new(SqliteStore::open(&self.path).unwrap())
     }
 
     fn reopens(&self) -> bool {
@@ -149,7 +156,7 @@ impl Backend for SqliteFile {
 }
 
 struct SqliteMemory {
-    store: Arc<dyn Store>,
+    store: Arc<SqliteStore>,
 }
 
 impl Backend for SqliteMemory {
@@ -160,7 +167,11 @@ impl Backend for SqliteMemory {
     }
 
     async fn try_open(&self) -> Result<Arc<dyn Store>, StoreError> {
-        Ok(Arc::clone(&self.store))
+        Ok(Arc::clone(&self.store) as Arc<dyn Store>)
+    }
+
+    async fn open_keys(&self) -> Arc<dyn KeyStore> {
+        Arc::clone(&self.store) as Arc<dyn KeyStore>
     }
 
     fn reopens(&self) -> bool {
@@ -212,6 +223,10 @@ impl Backend for Postgres {
 
     async fn try_open(&self) -> Result<Arc<dyn Store>, StoreError> {
         Ok(Arc::new(PostgresStore::connect(&self.url).await?))
+    }
+
+    async fn open_keys(&self) -> Arc<dyn KeyStore> {
+        Arc::new(PostgresStore::connect(&self.url).await.unwrap())
     }
 
     fn reopens(&self) -> bool {
@@ -347,6 +362,7 @@ conformance!(
     concurrent_leases_have_exactly_one_holder,
     leases_lists_the_running_ones_by_prefix,
     fenced_writes_are_refused_to_a_stale_holder,
+    key_store_keeps_and_forgets_keys_by_subject,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -1086,6 +1102,16 @@ async fn version_1_database_is_migrated_on_open(backend: impl Backend) {
         "the lease survived the reopening"
     );
     assert_eq!(store.head().await.unwrap(), 2);
+    // Version 3's key table is there too.
+    let keys = backend.open_keys().await;
+    let key = StoredKey::new(
+        KeyId::random(),
+        "customer-1".to_owned(),
+        vec![7; 72],
+        Utc::now().trunc_subsecs(3),
+    );
+    keys.insert_key(key.clone()).await.unwrap();
+    assert_eq!(keys.current_key("customer-1").await.unwrap(), Some(key));
 }
 
 async fn lease_is_held_renewed_and_kept_from_others(backend: impl Backend) {
@@ -1333,5 +1359,65 @@ async fn concurrent_leases_have_exactly_one_holder(backend: impl Backend) {
             }
         }
         stores[0].release_lease("relay", &holder).await.unwrap();
+    }
+}
+
+async fn key_store_keeps_and_forgets_keys_by_subject(backend: impl Backend) {
+    let keys = backend.open_keys().await;
+    let now = Utc::now().trunc_subsecs(3);
+    let key = |subject: &str, byte: u8, minutes_ago: i64| {
+        StoredKey::new(
+            KeyId::random(),
+            subject.to_owned(),
+            vec![byte; 72],
+            now - chrono::Duration::minutes(minutes_ago),
+        )
+    };
+    let (a_old, a_new, b) = (key("a", 1, 10), key("a", 2, 1), key("b", 3, 20));
+    assert_eq!(keys.current_key("a").await.unwrap(), None);
+    // The newest is current, whatever the order they were inserted in.
+    for inserted in [&a_new, &b, &a_old] {
+        keys.insert_key(inserted.clone()).await.unwrap();
+    }
+    assert_eq!(keys.current_key("a").await.unwrap().as_ref(), Some(&a_new));
+    assert_eq!(keys.current_key("b").await.unwrap().as_ref(), Some(&b));
+    for each in [&a_old, &a_new, &b] {
+        assert_eq!(keys.key(each.id).await.unwrap().as_ref(), Some(each));
+    }
+    assert_eq!(keys.key(KeyId::random()).await.unwrap(), None);
+    assert!(
+        keys.insert_key(a_old.clone()).await.is_err(),
+        "an id is kept once"
+    );
+
+    // Made within the same millisecond: the larger id is current.
+    let (c1, c2) = (key("c", 4, 0), key("c", 5, 0));
+    keys.insert_key(c1.clone()).await.unwrap();
+    keys.insert_key(c2.clone()).await.unwrap();
+    let larger = if c1.id > c2.id { &c1 } else { &c2 };
+    assert_eq!(keys.current_key("c").await.unwrap().as_ref(), Some(larger));
+
+    assert_eq!(keys.forget("a").await.unwrap(), 2);
+    assert_eq!(keys.key(a_old.id).await.unwrap(), None);
+    assert_eq!(keys.key(a_new.id).await.unwrap(), None);
+    assert_eq!(keys.current_key("a").await.unwrap(), None);
+    assert_eq!(keys.forget("a").await.unwrap(), 0, "nothing left to forget");
+    assert_eq!(keys.current_key("b").await.unwrap().as_ref(), Some(&b));
+    assert_eq!(keys.key(b.id).await.unwrap().as_ref(), Some(&b));
+
+    // A subject forgotten may get a key again.
+    let a_again = key("a", 6, 0);
+    keys.insert_key(a_again.clone()).await.unwrap();
+    assert_eq!(keys.current_key("a").await.unwrap(), Some(a_again));
+
+    if backend.reopens() {
+        drop(keys);
+        let keys = backend.open_keys().await;
+        assert_eq!(
+            keys.key(b.id).await.unwrap(),
+            Some(b),
+            "kept across reopening"
+        );
+        assert_eq!(keys.key(a_old.id).await.unwrap(), None);
     }
 }

@@ -28,6 +28,10 @@ pub(crate) const SQLITE: &[Migration] = &[
         version: 2,
         sql: include_str!("sql/sqlite/0002_leases.sql"),
     },
+    Migration {
+        version: 3,
+        sql: include_str!("sql/sqlite/0003_keys.sql"),
+    },
 ];
 
 /// The PostgreSQL schema.
@@ -40,6 +44,10 @@ pub(crate) const POSTGRES: &[Migration] = &[
     Migration {
         version: 2,
         sql: include_str!("sql/postgres/0002_leases.sql"),
+    },
+    Migration {
+        version: 3,
+        sql: include_str!("sql/postgres/0003_keys.sql"),
     },
 ];
 

@@ -1,6 +1,7 @@
 //! The PostgreSQL store: a writer connection with group commit, and a shared connection for
 //! everything else.
 
+mod keys;
 mod listen;
 mod queries;
 

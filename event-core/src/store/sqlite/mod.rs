@@ -2,6 +2,7 @@
 //! their own connections.
 
 mod error;
+mod keys;
 mod queries;
 mod schema;
 mod writer;
@@ -274,6 +275,9 @@ impl SqliteStore {
             schema::prepare(&mut conn, &database, options, path.is_some())?;
         }
         conn.pragma_update(None, "synchronous", options.synchronous.pragma())
+            .map_err(|e| map_error(&database, e))?;
+        // Deleted content is overwritten with zeros, always: see the `KeyStore` impl (keys).
+        conn.pragma_update(None, "secure_delete", "ON")
             .map_err(|e| map_error(&database, e))?;
         let counters = Arc::new(Counters::default());
         let writer = Writer::spawn(
