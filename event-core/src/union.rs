@@ -2,6 +2,7 @@
 
 use crate::envelope::{Envelope, RawEnvelope};
 use crate::event::DomainEvent;
+use crate::privacy::RedactedJsonError;
 
 /// An enum of events a consumer handles: one variant per event, matched exhaustively.
 ///
@@ -133,15 +134,19 @@ pub enum DecodeError {
         known: u32,
     },
     /// The payload does not match the event's type.
+    ///
+    /// Neither its `Display` nor its `Debug` shows a value of the payload, which may be
+    /// personal data: the error ends up in dead letters and logs.
     #[error("payload of `{event_type}` version {version} does not match its type")]
     Payload {
         /// The event type received.
         event_type: String,
         /// Its version.
         version: u32,
-        /// What `serde_json` said, with line and column.
+        /// What `serde_json` said, with line and column, the values it quotes redacted
+        /// (`invalid type: string [redacted], expected u32 at line 1 column 30`).
         #[source]
-        source: serde_json::Error,
+        source: RedactedJsonError,
     },
 }
 
@@ -168,7 +173,7 @@ impl DecodeError {
         DecodeError::Payload {
             event_type: event_type.to_owned(),
             version,
-            source,
+            source: source.into(),
         }
     }
 }

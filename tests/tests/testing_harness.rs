@@ -196,3 +196,116 @@ async fn a_skipped_field_fails_assert_published() {
         priority: 3,
     }]);
 }
+
+/// A customer was billed; the email is personal data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, DomainEvent)]
+#[event(name = "customer.billed")]
+struct CustomerBilled {
+    customer_id: String,
+    #[event(pii)]
+    email: String,
+}
+
+/// A note about a customer, personal, that never reads back from JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, DomainEvent)]
+#[event(name = "customer.noted")]
+struct CustomerNoted {
+    customer_id: String,
+    #[event(pii)]
+    #[serde(skip_deserializing)]
+    note: String,
+}
+
+fn billed(email: &str) -> CustomerBilled {
+    CustomerBilled {
+        customer_id: "c-1".into(),
+        email: email.into(),
+    }
+}
+
+/// The message of the panic `run` ends with.
+fn panic_message(run: impl FnOnce()) -> String {
+    let panic = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
+        .expect_err("the harness fails the test");
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn differing_payloads_are_shown_with_pii_redacted() {
+    let test = HandlerTest::new();
+    let bus = test.bus();
+    let outcome = test
+        .when(paid("o-1", 1), |_env| async move {
+            bus.publish(billed("ada@example.com")).await?;
+            Ok(())
+        })
+        .await;
+    let message = panic_message(|| outcome.assert_published(&[billed("grace@example.com")]));
+    assert!(
+        message.starts_with("published payloads differ at `/0/email`"),
+        "{message}"
+    );
+    assert!(message.contains(r#""email":"[redacted]""#), "{message}");
+    assert!(message.contains(r#""customer_id":"c-1""#), "{message}");
+    for secret in ["ada@", "grace@"] {
+        assert!(!message.contains(secret), "shows `{secret}`: {message}");
+    }
+    let debug = format!("{outcome:?}");
+    assert!(!debug.contains("ada@"), "{debug}");
+    assert!(debug.contains("[redacted]"), "{debug}");
+}
+
+#[tokio::test]
+async fn a_handler_error_quoting_pii_is_shown_redacted() {
+    let test = HandlerTest::new();
+    let outcome = test
+        .when(billed("ada@example.com"), |env| async move {
+            Err(HandlerError::permanent(format!(
+                "no invoice address for {}",
+                env.payload.email
+            )))
+        })
+        .await;
+    let failed = panic_message(|| outcome.assert_nothing_published());
+    assert_eq!(
+        failed,
+        "the handler failed: no invoice address for [redacted]"
+    );
+    let other = panic_message(|| outcome.assert_failed("timeout", false));
+    assert!(other.contains("for [redacted]`"), "{other}");
+    for message in [&failed, &other, &format!("{outcome:?}")] {
+        assert!(!message.contains("ada@"), "{message}");
+    }
+    // The assertion itself still sees the real text.
+    outcome.assert_failed("no invoice address for ada@example.com", true);
+}
+
+#[tokio::test]
+async fn a_round_trip_failure_in_a_pii_field_shows_neither_side() {
+    let test = HandlerTest::new();
+    let run = async move {
+        test.when(
+            CustomerNoted {
+                customer_id: "c-1".into(),
+                note: "called about her divorce".into(),
+            },
+            |_env| async move { Ok(()) },
+        )
+        .await
+    };
+    let panic = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(run))
+        .await
+        .expect_err("the harness fails the test");
+    let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(
+        message.contains(
+            "changes on a JSON round trip at `/note`: written [redacted], read back as [redacted]"
+        ),
+        "{message}"
+    );
+    assert!(!message.contains("divorce"), "{message}");
+}

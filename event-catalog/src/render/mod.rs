@@ -90,9 +90,10 @@ impl Catalog {
     }
 }
 
-/// The example payload the event page shows, synthesised from the schema.
+/// The example payload the event page shows, synthesised from the schema, its PII fields
+/// `[redacted]`.
 pub(crate) fn example_payload(event: &crate::model::CatalogEvent) -> serde_json::Value {
-    example::example(&event.schema)
+    example::example(&event.schema, &event.pii)
 }
 
 /// Text made safe for one Markdown table cell: pipes escaped, line breaks as `<br>`.

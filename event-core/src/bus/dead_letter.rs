@@ -2,15 +2,25 @@
 
 use super::published::Event;
 use crate::envelope::RawEnvelope;
+use crate::privacy::{redact_envelope, redact_text};
+use crate::registry::Registry;
 use chrono::{DateTime, Utc};
+use serde_json::Value;
 use serde_json::value::RawValue;
+use std::fmt;
 
 /// A delivery that failed permanently or ran out of attempts.
 ///
 /// Nothing is dropped: the envelope is kept whole, with the last error and the number of
 /// attempts, until [`EventBus::redeliver`](crate::EventBus::redeliver) sends it to its
 /// subscription again.
-#[derive(Debug, Clone)]
+///
+/// Its `Debug` and `Display` show no personal data: the payload's `#[event(pii)]` fields
+/// (and the partition key, when it is one of them) read `[redacted]`, and so does any of
+/// their values that `last_error` quotes. `last_error` is kept so from the start: an error
+/// quoting a PII value of the event has it replaced (see
+/// [`redact_text`](crate::privacy::redact_text)).
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct DeadLetter {
     /// The subscription that failed to handle the event.
@@ -70,6 +80,7 @@ impl DeadLetter {
                 event.header().with_payload(RawValue::NULL.to_owned())
             }
         };
+        let last_error = redact_event_error(event, &last_error);
         DeadLetter {
             subscription,
             envelope,
@@ -79,5 +90,61 @@ impl DeadLetter {
             held_back: 0,
             event: Some(Event::clone(event)),
         }
+    }
+}
+
+/// The registry to redact with: the events linked in, or none when it is invalid (then
+/// every payload is redacted whole).
+fn redaction_registry() -> Registry {
+    crate::registry().unwrap_or_default()
+}
+
+/// `text`, an error about the event `envelope`, with the values of the event's PII fields
+/// redacted (every value of its payload, for an event type this process does not know).
+pub(crate) fn redact_error(envelope: &RawEnvelope, text: &str) -> String {
+    let payload: Value = serde_json::from_str(envelope.payload.get()).unwrap_or(Value::Null);
+    redact_text(&redaction_registry(), &envelope.event_type, &payload, text)
+}
+
+/// `text`, an error about `event` (a handler's error, a panic message), with the values of
+/// its PII fields redacted: for `last_error` and for log lines.
+pub(crate) fn redact_event_error(event: &Event, text: &str) -> String {
+    match event.raw() {
+        Ok(raw) => redact_error(raw, text),
+        Err(_) => text.to_owned(),
+    }
+}
+
+impl fmt::Debug for DeadLetter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let envelope = redact_envelope(&redaction_registry(), &self.envelope);
+        f.debug_struct("DeadLetter")
+            .field("subscription", &self.subscription)
+            .field("envelope", &format_args!("{envelope}"))
+            .field(
+                "last_error",
+                &redact_error(&self.envelope, &self.last_error),
+            )
+            .field("attempts", &self.attempts)
+            .field("failed_at", &self.failed_at)
+            .field("held_back", &self.held_back)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One line: which event failed where, after how many attempts, and why.
+impl fmt::Display for DeadLetter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "`{}` version {} (event {}) dead-lettered at subscription `{}` after {} attempt{}: {}",
+            self.envelope.event_type,
+            self.envelope.version,
+            self.envelope.id,
+            self.subscription,
+            self.attempts,
+            if self.attempts == 1 { "" } else { "s" },
+            redact_error(&self.envelope, &self.last_error),
+        )
     }
 }

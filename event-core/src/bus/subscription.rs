@@ -340,13 +340,15 @@ impl<H: Handler> Worker<H> {
     }
 
     fn dead_letter(&self, event: &Event, last_error: String, attempts: u32) -> DeadLetter {
+        // The letter's error has the event's PII values redacted: log that one.
+        let letter = DeadLetter::new(self.name.clone(), event, last_error, attempts);
         let envelope = event.header();
         tracing::warn!(
             subscription = %self.name,
             event.id = %envelope.id,
             event.r#type = %envelope.event_type,
             attempts,
-            error = %last_error,
+            error = %letter.last_error,
             "event dead-lettered"
         );
         self.shared.metrics.dead_lettered.fetch_add(1, Relaxed);
@@ -354,7 +356,7 @@ impl<H: Handler> Worker<H> {
             .of(&envelope.event_type)
             .dead_lettered
             .fetch_add(1, Relaxed);
-        DeadLetter::new(self.name.clone(), event, last_error, attempts)
+        letter
     }
 }
 

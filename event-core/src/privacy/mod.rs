@@ -22,4 +22,4 @@ mod keys;
 mod redact;
 
 pub use keys::{KeyId, KeyStore, MemoryKeyStore, StoredKey};
-pub use redact::{REDACTED, redact_payload};
+pub use redact::{REDACTED, RedactedJsonError, redact_envelope, redact_payload, redact_text};
