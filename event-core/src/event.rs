@@ -132,6 +132,9 @@ pub struct DescriptorParts {
     pub aggregate: Option<&'static str>,
     pub partition_key: Option<&'static str>,
     pub pii: &'static [&'static str],
+    pub subject: Option<&'static str>,
+    /// The JSON of a PII field's `Default`, by its JSON name.
+    pub erased: fn(&str) -> Option<serde_json::Value>,
     /// `Some(None)`: deprecated without a reason.
     pub deprecated: Option<Option<&'static str>>,
     pub previous: Option<fn() -> &'static EventDescriptor>,
@@ -200,6 +203,24 @@ impl EventDescriptor {
         self.parts.pii
     }
 
+    /// The JSON name of the `#[event(subject)]` field: the data subject whose key seals the
+    /// PII fields under field encryption (else the partition key seals them).
+    pub fn subject(&self) -> Option<&'static str> {
+        self.parts.subject
+    }
+
+    /// The field whose value names the data subject: the `subject` field, else the
+    /// partition key.
+    pub fn subject_field(&self) -> Option<&'static str> {
+        self.parts.subject.or(self.parts.partition_key)
+    }
+
+    /// What the PII field `field` (a JSON name) reads as once its subject is forgotten: its
+    /// type's `Default`, as JSON. `None` for a field that is not PII.
+    pub fn erased_value(&self, field: &str) -> Option<serde_json::Value> {
+        (self.parts.erased)(field)
+    }
+
     /// Whether the event is marked `deprecated`.
     pub fn is_deprecated(&self) -> bool {
         self.parts.deprecated.is_some()
@@ -257,6 +278,7 @@ impl fmt::Debug for EventDescriptor {
             .field("aggregate", &p.aggregate)
             .field("partition_key", &p.partition_key)
             .field("pii", &p.pii)
+            .field("subject", &p.subject)
             .field("deprecated", &p.deprecated)
             .field(
                 "previous",

@@ -21,6 +21,29 @@ pub use crate::event::DescriptorParts;
 pub use crate::registry::Registration;
 pub use crate::union::ConsumerRegistration;
 
+/// What a PII field of type `T` reads as once its subject is forgotten: `T::default()` as
+/// JSON (`null` if it does not serialize, which its payload would not either).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` has no `Default`: a `#[event(pii)]` field reads as its type's `Default` once its subject is forgotten",
+    label = "this PII field's type has no `Default`",
+    note = "derive or implement `Default` for `{Self}`, or make the field an `Option<{Self}>`"
+)]
+pub trait Erasable {
+    /// The JSON of the erased value.
+    fn erased_json() -> serde_json::Value;
+}
+
+impl<T: Default + serde::Serialize> Erasable for T {
+    fn erased_json() -> serde_json::Value {
+        serde_json::to_value(T::default()).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// [`Erasable::erased_json`] of `T`, for the derive.
+pub fn erased<T: Erasable>() -> serde_json::Value {
+    T::erased_json()
+}
+
 /// The `JsonSchema` functions of one event type, as pointers.
 ///
 /// The derive hands these to [`root_schema`] for the descriptor's JSON Schema (draft

@@ -4,7 +4,7 @@
 use crate::ctxt::Ctxt;
 use crate::symbol::{
     AGGREGATE, CONSUMER, CONTAINER_KEYS, CRATE, DEPRECATED, DESCRIPTION, EVENT, FIELD_KEYS, NAME,
-    PARTITION_KEY, PII, PREVIOUS, SOURCE, Symbol, UNION, UNION_KEYS, VERSION, one_of,
+    PARTITION_KEY, PII, PREVIOUS, SOURCE, SUBJECT, Symbol, UNION, UNION_KEYS, VERSION, one_of,
 };
 use proc_macro2::TokenStream;
 use quote::ToTokens;
@@ -179,6 +179,7 @@ impl Container {
 pub(crate) struct Field {
     pub(crate) partition_key: Option<Path>,
     pub(crate) pii: Option<Path>,
+    pub(crate) subject: Option<Path>,
 }
 
 impl Field {
@@ -186,6 +187,7 @@ impl Field {
     pub(crate) fn from_ast(cx: &Ctxt, attrs: &[Attribute]) -> Self {
         let mut partition_key = Attr::none(cx, PARTITION_KEY);
         let mut pii = Attr::none(cx, PII);
+        let mut subject = Attr::none(cx, SUBJECT);
         for attr in attrs.iter().filter(|a| a.path() == EVENT) {
             if let Err(err) = require_list(attr) {
                 cx.syn_error(err);
@@ -201,6 +203,10 @@ impl Field {
                     // #[event(pii)]
                     flag_value(cx, &meta, PII)?;
                     pii.set(key, key.clone());
+                } else if key == SUBJECT {
+                    // #[event(subject)]
+                    flag_value(cx, &meta, SUBJECT)?;
+                    subject.set(key, key.clone());
                 } else {
                     let hint = if CONTAINER_KEYS.iter().any(|k| key == *k) {
                         format!(
@@ -226,6 +232,7 @@ impl Field {
         Field {
             partition_key: partition_key.get(),
             pii: pii.get(),
+            subject: subject.get(),
         }
     }
 }

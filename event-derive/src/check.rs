@@ -12,6 +12,7 @@ pub(crate) fn check(cx: &Ctxt, event: &Event) {
     check_aggregate(cx, event);
     check_source(cx, event);
     check_partition_key(cx, event);
+    check_subject(cx, event);
     check_previous(cx, event);
 }
 
@@ -71,6 +72,34 @@ fn check_partition_key(cx: &Ctxt, event: &Event) {
             tokens,
             format!(
                 "an event has at most one `partition_key`, and `{}` already is: remove this one",
+                first.member
+            ),
+        );
+    }
+}
+
+/// The subject names whose key seals the PII fields: one per event, and not itself
+/// personal, since it stays in plain text to find the key (and to forget it).
+fn check_subject(cx: &Ctxt, event: &Event) {
+    let mut subjects = event
+        .fields
+        .iter()
+        .filter_map(|f| f.attrs.subject.as_ref().map(|tokens| (f, tokens)));
+    let Some((first, tokens)) = subjects.next() else {
+        return;
+    };
+    if first.attrs.pii.is_some() {
+        cx.error_spanned_by(
+            tokens,
+            "a `subject` cannot be `pii`: it stays in plain text to find the key that seals \
+             the personal fields; use a pseudonymous id (a user id, not an email)",
+        );
+    }
+    for (_, tokens) in subjects {
+        cx.error_spanned_by(
+            tokens,
+            format!(
+                "an event has at most one `subject`, and `{}` already is: remove this one",
                 first.member
             ),
         );

@@ -28,6 +28,7 @@ pub(crate) const CONSUMER: Symbol = Symbol("consumer");
 // Field keys.
 pub(crate) const PARTITION_KEY: Symbol = Symbol("partition_key");
 pub(crate) const PII: Symbol = Symbol("pii");
+pub(crate) const SUBJECT: Symbol = Symbol("subject");
 
 /// Container keys in the order the documentation lists them, for "expected one of" hints.
 pub(crate) const CONTAINER_KEYS: &[Symbol] = &[
@@ -42,7 +43,7 @@ pub(crate) const CONTAINER_KEYS: &[Symbol] = &[
 ];
 
 /// Field keys, for "expected one of" hints.
-pub(crate) const FIELD_KEYS: &[Symbol] = &[PARTITION_KEY, PII];
+pub(crate) const FIELD_KEYS: &[Symbol] = &[PARTITION_KEY, PII, SUBJECT];
 
 /// Keys of `#[union(...)]` on the enum, in the order the documentation lists them.
 pub(crate) const UNION_KEYS: &[Symbol] = &[CONSUMER, CRATE];

@@ -35,12 +35,11 @@ pub(crate) fn expand(event: &Event) -> TokenStream {
         .iter()
         .find(|f| f.attrs.partition_key.is_some());
     let partition_key_name = option(&p, partition_field.map(|f| &f.json_name));
-    let pii: Vec<&str> = event
-        .fields
-        .iter()
-        .filter(|f| f.attrs.pii.is_some())
-        .map(|f| f.json_name.as_str())
-        .collect();
+    let Privacy {
+        pii,
+        subject,
+        erased,
+    } = privacy(&p, event);
     let deprecated = event
         .attrs
         .deprecated
@@ -91,6 +90,8 @@ pub(crate) fn expand(event: &Event) -> TokenStream {
                             aggregate: #aggregate,
                             partition_key: #partition_key_name,
                             pii: &[#(#pii),*],
+                            subject: #subject,
+                            erased: #erased,
                             deprecated: #deprecated,
                             previous: #previous,
                             schema: &#p::SchemaFns {
@@ -133,6 +134,57 @@ fn partition_key_body(p: &TokenStream, field: Option<&Field>) -> TokenStream {
     } else {
         quote_spanned! {ty.span()=>
             #p::Some(#p::PartitionKey::partition_key(&self.#member))
+        }
+    }
+}
+
+/// The descriptor's personal-data parts.
+struct Privacy<'a> {
+    /// The JSON names of the PII fields.
+    pii: Vec<&'a str>,
+    /// `Some(json name)` of the subject field, or `None`, as tokens.
+    subject: TokenStream,
+    /// The function giving each PII field's erased value.
+    erased: TokenStream,
+}
+
+fn privacy<'a>(p: &TokenStream, event: &'a Event) -> Privacy<'a> {
+    let pii_fields: Vec<&Field> = event
+        .fields
+        .iter()
+        .filter(|f| f.attrs.pii.is_some())
+        .collect();
+    let subject = event
+        .fields
+        .iter()
+        .find(|f| f.attrs.subject.is_some())
+        .map(|f| &f.json_name);
+    Privacy {
+        pii: pii_fields.iter().map(|f| f.json_name.as_str()).collect(),
+        subject: option(p, subject),
+        erased: erased_fn(p, &pii_fields),
+    }
+}
+
+/// What each PII field reads as once its subject is forgotten: its type's `Default`, as
+/// JSON. Spanned on each field's type, so a type without `Default` is reported there.
+fn erased_fn(p: &TokenStream, fields: &[&Field]) -> TokenStream {
+    let arms = fields.iter().map(|field| {
+        let name = &field.json_name;
+        let ty = field.ty;
+        quote_spanned! {ty.span()=>
+            #name => #p::Some(#p::erased::<#ty>()),
+        }
+    });
+    quote! {
+        {
+            fn __erased(__field: &#p::str) -> #p::Option<#p::serde_json::Value> {
+                match __field {
+                    #(#arms)*
+                    _ => #p::None,
+                }
+            }
+            __erased
         }
     }
 }

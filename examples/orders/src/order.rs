@@ -21,8 +21,9 @@ pub struct LineItem {
     pub unit_price_cents: u64,
 }
 
-/// A postal address to ship to. Personal data as a whole.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+/// A postal address to ship to. Personal data as a whole; its `Default` (all empty) is what
+/// it reads as once its customer is forgotten.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Address {
     /// The recipient's full name.
     pub name: String,
@@ -70,7 +71,9 @@ pub struct OrderCreated {
     /// The new order.
     #[event(partition_key)]
     pub order_id: String,
-    /// The customer account that placed the order.
+    /// The customer account that placed the order: the data subject of its personal
+    /// fields (with field encryption, their key is the customer's).
+    #[event(subject)]
     pub customer_id: String,
     /// Where order and payment emails go.
     #[event(pii)]
