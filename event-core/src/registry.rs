@@ -70,6 +70,18 @@ pub fn registry() -> Result<Registry, RegistryError> {
     Registry::from_descriptors(linked)
 }
 
+/// Every descriptor linked in or registered by hand, unchecked (duplicates included).
+pub(crate) fn descriptors() -> Vec<&'static EventDescriptor> {
+    let manual = MANUAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    inventory::iter::<Registration>
+        .into_iter()
+        .map(|r| (r.descriptor)())
+        .chain(manual.iter().map(|descriptor| descriptor()))
+        .collect()
+}
+
 /// Adds `E` to the registry by hand.
 ///
 /// Only needed where link-time collection is not available (a target `inventory` does not

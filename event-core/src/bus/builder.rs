@@ -9,6 +9,7 @@ use super::store_group::StoreGroups;
 use super::transport_feed::Remote;
 use super::wait::Recent;
 use super::{EventBus, Inner};
+use crate::privacy::FieldEncryption;
 use crate::store::Store;
 use crate::transport::{StartFrom, Transport, consumer_name};
 use std::sync::atomic::AtomicBool;
@@ -39,6 +40,7 @@ pub struct EventBusBuilder {
     consumer: Option<String>,
     poll_interval: Duration,
     groups: Option<StoreGroups>,
+    encryption: Option<Arc<FieldEncryption>>,
 }
 
 impl Default for EventBusBuilder {
@@ -59,6 +61,7 @@ impl Default for EventBusBuilder {
             consumer: None,
             poll_interval: Duration::from_millis(100),
             groups: None,
+            encryption: None,
         }
     }
 }
@@ -250,6 +253,40 @@ impl EventBusBuilder {
         self
     }
 
+    /// Encrypts the `#[event(pii)]` fields of every event before it leaves the process (to
+    /// the store, the broker, their dead letters), each with its data subject's key, and
+    /// opens them for handlers; [`EventBus::forget_subject`] then erases a subject's fields
+    /// for good. See [`privacy`](crate::privacy).
+    ///
+    /// ```
+    /// use event_core::EventBus;
+    /// use event_core::privacy::{FieldEncryption, MasterKey};
+    /// use event_core::store::SqliteStore;
+    ///
+    /// # #[cfg(feature = "sqlite")]
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("events.db");
+    /// # let master_key_base64 = MasterKey::generate().1;
+    /// let store = SqliteStore::open(path)?;
+    /// let master = MasterKey::from_base64(&master_key_base64)?;
+    /// let bus = EventBus::builder()
+    ///     .store(store.clone())
+    ///     // The store keeps the subjects' keys too, in a table of its own.
+    ///     .encrypt_fields(FieldEncryption::new(store, master))
+    ///     .build();
+    /// # drop(bus);
+    /// # Ok(())
+    /// # }
+    /// # #[cfg(not(feature = "sqlite"))]
+    /// # fn main() {}
+    /// ```
+    #[must_use]
+    pub fn encrypt_fields(mut self, fields: FieldEncryption) -> Self {
+        self.encryption = Some(Arc::new(fields));
+        self
+    }
+
     /// Keeps every published envelope, for [`HandlerTest`](crate::testing::HandlerTest).
     pub(crate) fn record(mut self) -> Self {
         self.record = true;
@@ -264,6 +301,7 @@ impl EventBusBuilder {
                 config: self.config,
                 shared: Arc::new(Shared {
                     max_payload_bytes: self.max_payload_bytes,
+                    encryption: self.encryption,
                     ..Shared::default()
                 }),
                 routes: RwLock::new(Vec::new()),
@@ -313,6 +351,7 @@ pub struct SubscriptionOptions {
     pub(super) retry: Option<RetryPolicy>,
     pub(super) ordered_dead_letters: bool,
     pub(super) start_from: StartFrom,
+    pub(super) tenants: Option<Arc<[String]>>,
 }
 
 impl SubscriptionOptions {
@@ -361,6 +400,27 @@ impl SubscriptionOptions {
     #[must_use]
     pub fn start_from(mut self, start_from: StartFrom) -> Self {
         self.start_from = start_from;
+        self
+    }
+
+    /// Only events of these tenants (`meta.tenant_id`, set by
+    /// [`PublishContext::tenant`](crate::PublishContext::tenant)) reach the handler; the
+    /// others, and events of no tenant, are passed over (settled without a call, not
+    /// counted as delivered).
+    ///
+    /// ```
+    /// use event_core::SubscriptionOptions;
+    ///
+    /// let acme_only = SubscriptionOptions::new().tenants(["acme"]);
+    /// # let _ = acme_only;
+    /// ```
+    #[must_use]
+    pub fn tenants<I, T>(mut self, tenants: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        self.tenants = Some(tenants.into_iter().map(Into::into).collect());
         self
     }
 }

@@ -61,6 +61,10 @@ pub enum PublishError {
         /// The limit.
         limit: usize,
     },
+    /// Field encryption could not seal the event's PII fields (no subject, or the key store
+    /// failed): nothing was published.
+    #[error("the event's personal fields could not be sealed: {0}")]
+    Protect(#[source] crate::privacy::ProtectError),
 }
 
 /// Why `wait_for` returned without an event.
@@ -80,6 +84,9 @@ pub enum WaitError {
     /// The matching event arrived but its payload did not decode.
     #[error(transparent)]
     Decode(#[from] crate::DecodeError),
+    /// The matching event arrived but its sealed fields could not be opened.
+    #[error(transparent)]
+    Protect(#[from] crate::privacy::ProtectError),
     /// The bus was shut down while waiting.
     #[error("the event bus is shut down")]
     Closed,

@@ -27,6 +27,7 @@ mod context;
 mod dead_letter;
 mod delivery;
 mod error;
+mod forget;
 mod handler;
 mod metrics;
 mod parking;

@@ -8,6 +8,7 @@ use super::routing::{self, Routing, Targets};
 use super::{Event, EventBus, PublishContext, PublishError};
 use crate::envelope::{Envelope, RawEnvelope};
 use crate::event::DomainEvent;
+use std::borrow::Cow;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, PoisonError};
 use tokio::sync::mpsc;
@@ -107,9 +108,10 @@ impl EventBus {
         if let Some(backing) = &self.inner.backing {
             self.check_open()?;
             let raw = self.encoded(&event)?;
+            let raw = self.sealed(raw).await?;
             backing
                 .store
-                .append(vec![(**raw).clone()])
+                .append(vec![raw.into_owned()])
                 .await
                 .map_err(PublishError::Store)?;
             backing.appended.notify_waiters();
@@ -117,9 +119,10 @@ impl EventBus {
         } else if let Some(remote) = &self.inner.remote {
             self.check_open()?;
             let raw = self.encoded(&event)?;
+            let raw = self.sealed(raw).await?;
             remote
                 .transport
-                .publish(std::slice::from_ref(&**raw))
+                .publish(std::slice::from_ref(&*raw))
                 .await
                 .map_err(PublishError::Transport)?;
         } else {
@@ -127,6 +130,19 @@ impl EventBus {
         }
         self.announce(&event);
         Ok(())
+    }
+
+    /// The event's JSON as it leaves the process: its PII fields sealed, with field
+    /// encryption on.
+    async fn sealed<'e>(&self, raw: &'e RawEnvelope) -> Result<Cow<'e, RawEnvelope>, PublishError> {
+        let Some(encryption) = &self.inner.shared.encryption else {
+            return Ok(Cow::Borrowed(raw));
+        };
+        match encryption.seal(raw).await {
+            Ok(Some(sealed)) => Ok(Cow::Owned(sealed)),
+            Ok(None) => Ok(Cow::Borrowed(raw)),
+            Err(error) => Err(PublishError::Protect(error)),
+        }
     }
 
     /// The event's JSON, for a publish that needs it: within the payload limit.

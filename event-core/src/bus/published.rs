@@ -132,6 +132,27 @@ impl Published for Raw {
     }
 }
 
+/// The event as handlers see it: with field encryption on, an event read as JSON with its
+/// sealed fields opened (`None`: it is as it came).
+pub(crate) async fn opened(
+    encryption: Option<&crate::privacy::FieldEncryption>,
+    event: &dyn Published,
+) -> Result<Option<Event>, crate::privacy::ProtectError> {
+    let Some(encryption) = encryption else {
+        return Ok(None);
+    };
+    if event.payload().is_some() {
+        return Ok(None);
+    }
+    let Ok(envelope) = event.raw() else {
+        return Ok(None);
+    };
+    Ok(encryption
+        .open_sealed(envelope)
+        .await?
+        .map(|opened| raw(opened.envelope)))
+}
+
 /// The event as the union `U`: cloned from the typed payload when `U` takes it as it is
 /// typed, decoded from its JSON otherwise.
 pub(crate) fn decode<U: EventUnion>(event: &dyn Published) -> Result<Envelope<U>, DecodeError> {

@@ -3,8 +3,9 @@
 
 use super::dead_letter::DeadLetter;
 use super::metrics::Metrics;
-use std::sync::Mutex;
+use crate::privacy::FieldEncryption;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
 
 /// State shared by the bus and every lane: counters and dead letters.
 #[derive(Debug, Default)]
@@ -12,6 +13,8 @@ pub(crate) struct Shared {
     pub(crate) metrics: Metrics,
     pub(crate) dead_letters: Mutex<Vec<DeadLetter>>,
     pub(crate) max_payload_bytes: usize,
+    /// Field encryption, when the builder turned it on.
+    pub(crate) encryption: Option<Arc<FieldEncryption>>,
     /// Signalled when the last delivery in flight finishes.
     pub(crate) idle: tokio::sync::Notify,
 }

@@ -244,6 +244,7 @@ impl EventBus {
             parking: parking.clone(),
             calls: std::sync::atomic::AtomicU64::new(0),
             stats: Arc::clone(&stats),
+            tenants: options.tenants.clone(),
         };
         let (lanes, tasks) = start(
             worker,

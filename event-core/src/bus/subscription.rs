@@ -1,13 +1,13 @@
 //! One subscription: its lanes, and the delivery loop with retries and dead letters.
 
 use super::context::{HANDLED, Handled};
-use super::dead_letter::DeadLetter;
+use super::dead_letter::{DeadLetter, redact_event_error};
 use super::delivery::Delivery;
 use super::delivery::LetterAction;
 use super::error::{HandlerError, panicked};
 use super::handler::{BatchHandler, Handler};
 use super::parking::{Admit, Parking};
-use super::published::Event;
+use super::published::{self, Event};
 use super::retry::RetryPolicy;
 use super::routing::Lane;
 use super::shared::Shared;
@@ -42,6 +42,8 @@ pub(crate) struct Worker<H> {
     pub(crate) calls: AtomicU64,
     /// Its counters per event type, read by `EventBus::subscriptions`.
     pub(crate) stats: Arc<SubscriptionStats>,
+    /// The only tenants whose events it handles, if limited.
+    pub(crate) tenants: Option<Arc<[String]>>,
 }
 
 /// Handler latency is measured on one call in this many, per subscription.
@@ -278,6 +280,9 @@ impl<H: Handler> Worker<H> {
 
     /// Handles one event: `Err` holds the dead letter when it failed for good.
     async fn handle(&self, event: &Event) -> Result<(), DeadLetter> {
+        if !self.takes_tenant_of(event) {
+            return Ok(());
+        }
         // The limit guards what arrives as bytes; an event typed in this process has none.
         if event.payload().is_none()
             && let Ok(raw) = event.raw()
@@ -292,6 +297,9 @@ impl<H: Handler> Worker<H> {
             }
         }
         let counters = self.stats.of(&event.header().event_type);
+        // With field encryption, the event as the handler sees it, once opened: what an
+        // error quoting its fields is redacted against.
+        let mut opened: Option<Event> = None;
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -302,14 +310,16 @@ impl<H: Handler> Worker<H> {
                 .fetch_add(1, Relaxed)
                 .is_multiple_of(LATENCY_SAMPLE);
             let started = timed.then(Instant::now);
-            let (result, looped) = self.attempt(event).await;
+            let (result, looped) = self.attempt(event, &mut opened).await;
             if let Some(started) = started {
                 let elapsed = started.elapsed();
                 self.shared.metrics.record_latency(elapsed);
                 counters.latency.record(elapsed);
             }
+            let shown = opened.as_ref().unwrap_or(event);
             if let Some(refused) = looped {
                 // Whatever the handler made of the refusal, retrying would loop again.
+                let refused = redact_event_error(shown, &refused);
                 return Err(self.dead_letter(event, refused, attempt));
             }
             let error = match result {
@@ -323,20 +333,67 @@ impl<H: Handler> Worker<H> {
             if error.is_permanent() || attempt >= self.retry.attempts() {
                 // A payload that never decoded never reached the handler.
                 let attempts = if error.kind_is_decode() { 0 } else { attempt };
-                return Err(self.dead_letter(event, error.to_string(), attempts));
+                let error = redact_event_error(shown, &error.to_string());
+                return Err(self.dead_letter(event, error, attempts));
             }
-            tracing::debug!(attempt, error = %error, "handler failed, retrying");
+            tracing::debug!(
+                attempt,
+                error = %redact_event_error(shown, &error.to_string()),
+                "handler failed, retrying"
+            );
             self.shared.metrics.retried.fetch_add(1, Relaxed);
             counters.retried.fetch_add(1, Relaxed);
             tokio::time::sleep(self.retry.delay(attempt)).await;
         }
     }
 
+    /// Whether the subscription handles the event's tenant: always, unless limited to
+    /// tenants.
+    fn takes_tenant_of(&self, event: &Event) -> bool {
+        let Some(tenants) = &self.tenants else {
+            return true;
+        };
+        event
+            .header()
+            .meta
+            .tenant_id()
+            .is_some_and(|tenant| tenants.iter().any(|t| t == tenant))
+    }
+
     /// One call of the handler, with panics caught and counted as retryable failures; with
     /// it, the loop guard's refusal of a publish the handler made, if any.
-    async fn attempt(&self, event: &Event) -> (Result<(), HandlerError>, Option<String>) {
+    /// With field encryption, the event is opened first (once: `opened` keeps it for the
+    /// next attempts).
+    async fn attempt(
+        &self,
+        event: &Event,
+        opened: &mut Option<Event>,
+    ) -> (Result<(), HandlerError>, Option<String>) {
+        if opened.is_none() {
+            match self.opened(event).await {
+                Ok(open) => *opened = open,
+                Err(error) => return (Err(error), None),
+            }
+        }
+        let event = opened.as_ref().unwrap_or(event);
         let handled = Handled::new(event, !H::BATCH);
         call_scoped(handled, || self.handler.call(event)).await
+    }
+
+    /// The event with its sealed fields opened, with field encryption on; `None` when the
+    /// handler takes it as it is. A key store that fails is retried like a handler; a field
+    /// that does not open fails for good.
+    async fn opened(&self, event: &Event) -> Result<Option<Event>, HandlerError> {
+        let encryption = self.shared.encryption.as_deref();
+        published::opened(encryption, &**event)
+            .await
+            .map_err(|error| {
+                if error.is_transient() {
+                    HandlerError::retryable(error)
+                } else {
+                    HandlerError::permanent(error)
+                }
+            })
     }
 
     fn dead_letter(&self, event: &Event, last_error: String, attempts: u32) -> DeadLetter {
@@ -492,10 +549,16 @@ impl<H: BatchHandler> Worker<H> {
                 Ok(()) => return Ok(()),
                 Err(error) => error,
             };
-            if error.is_permanent() || attempt >= self.retry.attempts() {
-                return Err(error.to_string());
+            let permanent = error.is_permanent();
+            // Shown only in logs: each event is handled alone after a failed batch, where
+            // its own error is redacted against its opened fields.
+            let error = events.iter().fold(error.to_string(), |text, event| {
+                redact_event_error(event, &text)
+            });
+            if attempt >= self.retry.attempts() || permanent {
+                return Err(error);
             }
-            tracing::debug!(attempt, error = %error, "batch handler failed, retrying");
+            tracing::debug!(attempt, %error, "batch handler failed, retrying");
             self.shared.metrics.retried.fetch_add(1, Relaxed);
             for event in events {
                 self.stats
@@ -513,8 +576,18 @@ impl<H: BatchHandler> Worker<H> {
         let Some(deepest) = events.iter().max_by_key(|e| e.header().meta.depth()) else {
             return (Ok(()), None);
         };
+        let mut opened = Vec::with_capacity(events.len());
+        for event in events.iter().filter(|event| self.takes_tenant_of(event)) {
+            match self.opened(event).await {
+                Ok(open) => opened.push(open.unwrap_or_else(|| Event::clone(event))),
+                Err(error) => return (Err(error), None),
+            }
+        }
+        if opened.is_empty() {
+            return (Ok(()), None);
+        }
         call_scoped(Handled::new(deepest, false), || {
-            self.handler.call_many(events)
+            self.handler.call_many(&opened)
         })
         .await
     }

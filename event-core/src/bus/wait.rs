@@ -102,7 +102,8 @@ impl EventBus {
     /// # Errors
     ///
     /// [`WaitError::Timeout`] when none came; [`WaitError::Decode`] when one came whose
-    /// payload is not an `E`; [`WaitError::Closed`] when the bus shut down meanwhile.
+    /// payload is not an `E`; [`WaitError::Protect`] when its sealed fields could not be
+    /// opened; [`WaitError::Closed`] when the bus shut down meanwhile.
     pub async fn wait_for<E: DomainEvent>(
         &self,
         correlation_id: &str,
@@ -120,29 +121,40 @@ impl EventBus {
                 header.event_type == E::NAME
                     && header.correlation_id.as_deref() == Some(correlation_id)
             });
-            if let Some(event) = found {
-                return Ok(published::decode::<E>(&**event)?);
+            match found {
+                Some(event) => Err(Event::clone(event)),
+                None if self.inner.closed.load(Relaxed) => return Err(WaitError::Closed),
+                None => {
+                    let (tx, rx) = oneshot::channel();
+                    recent.waiters.push(Waiter {
+                        event_type: E::NAME,
+                        correlation_id: correlation_id.to_owned(),
+                        reply: tx,
+                    });
+                    Ok(rx)
+                }
             }
-            if self.inner.closed.load(Relaxed) {
-                return Err(WaitError::Closed);
-            }
-            let (tx, rx) = oneshot::channel();
-            recent.waiters.push(Waiter {
-                event_type: E::NAME,
-                correlation_id: correlation_id.to_owned(),
-                reply: tx,
-            });
-            rx
         };
-        match tokio::time::timeout(timeout, reply).await {
-            Ok(Ok(event)) => Ok(published::decode::<E>(&*event)?),
-            Ok(Err(_)) => Err(WaitError::Closed),
-            Err(_) => Err(WaitError::Timeout {
-                event_type: E::NAME,
-                correlation_id: correlation_id.to_owned(),
-                timeout,
-            }),
-        }
+        let event = match reply {
+            Err(found) => found,
+            Ok(reply) => match tokio::time::timeout(timeout, reply).await {
+                Ok(Ok(event)) => event,
+                Ok(Err(_)) => return Err(WaitError::Closed),
+                Err(_) => {
+                    return Err(WaitError::Timeout {
+                        event_type: E::NAME,
+                        correlation_id: correlation_id.to_owned(),
+                        timeout,
+                    });
+                }
+            },
+        };
+        // Read from a store or a broker, its personal fields may be sealed.
+        let encryption = self.inner.shared.encryption.as_deref();
+        let opened = published::opened(encryption, &*event).await?;
+        Ok(published::decode::<E>(
+            &**opened.as_ref().unwrap_or(&event),
+        )?)
     }
 }
 

@@ -18,8 +18,12 @@
 //! [`EventBusBuilder::encrypt_fields`]: crate::EventBusBuilder::encrypt_fields
 //! [`EventBus::forget_subject`]: crate::EventBus::forget_subject
 
+mod cipher;
+mod fields;
 mod keys;
 mod redact;
 
+pub use cipher::{InvalidMasterKey, MasterKey, SEALED_PREFIX};
+pub use fields::{ERASED, FieldEncryption, Opened, ProtectError};
 pub use keys::{KeyId, KeyStore, MemoryKeyStore, StoredKey};
 pub use redact::{REDACTED, RedactedJsonError, redact_envelope, redact_payload, redact_text};

@@ -40,6 +40,8 @@ pub struct TimelineQuery {
     /// Only event types starting with this, like `order.` (include the dot to match whole
     /// segments: `order` also matches `orders.x`).
     pub type_prefix: Option<String>,
+    /// Only events of this tenant (`meta.tenant_id`).
+    pub tenant_id: Option<String>,
     /// Where the previous page ended: its `next_cursor`. None for the first page.
     pub cursor: Option<String>,
     /// At most this many events per page (default 100; at least 1, at most 10 000).
@@ -54,6 +56,7 @@ impl TimelineQuery {
         TimelineQuery {
             partition_key: partition_key.into(),
             type_prefix: None,
+            tenant_id: None,
             cursor: None,
             limit: 100,
             order: TimelineOrder::OldestFirst,
@@ -64,6 +67,13 @@ impl TimelineQuery {
     #[must_use]
     pub fn type_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.type_prefix = Some(prefix.into());
+        self
+    }
+
+    /// Only events of tenant `tenant` (`meta.tenant_id`).
+    #[must_use]
+    pub fn tenant(mut self, tenant: impl Into<String>) -> Self {
+        self.tenant_id = Some(tenant.into());
         self
     }
 

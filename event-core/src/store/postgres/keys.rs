@@ -1,4 +1,4 @@
-//! The PostgreSQL store as a [`KeyStore`]: the `event_keys` table.
+//! The PostgreSQL store as a [`KeyStore`]: the `event_store_keys` table.
 
 use super::PostgresStore;
 use crate::privacy::{KeyId, KeyStore, StoredKey};
@@ -9,18 +9,18 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 /// A subject's newest key: by `created_at`, then `id` (the subject index holds both).
-const CURRENT_KEY: &str = "SELECT id, subject, wrapped, created_at FROM event_keys \
+const CURRENT_KEY: &str = "SELECT id, subject, wrapped, created_at FROM event_store_keys \
      WHERE subject = $1 ORDER BY created_at DESC, id DESC LIMIT 1";
 
-const KEY: &str = "SELECT id, subject, wrapped, created_at FROM event_keys WHERE id = $1";
+const KEY: &str = "SELECT id, subject, wrapped, created_at FROM event_store_keys WHERE id = $1";
 
 const INSERT_KEY: &str =
-    "INSERT INTO event_keys (id, subject, wrapped, created_at) VALUES ($1, $2, $3, $4)";
+    "INSERT INTO event_store_keys (id, subject, wrapped, created_at) VALUES ($1, $2, $3, $4)";
 
-const FORGET: &str = "DELETE FROM event_keys WHERE subject = $1";
+const FORGET: &str = "DELETE FROM event_store_keys WHERE subject = $1";
 
 /// Not allowed inside a transaction block: sent on its own, as a simple query.
-const VACUUM: &str = "VACUUM event_keys";
+const VACUUM: &str = "VACUUM event_store_keys";
 
 impl PostgresStore {
     fn stored_key(&self, row: &Row) -> Result<StoredKey, StoreError> {
@@ -36,10 +36,10 @@ impl PostgresStore {
     }
 }
 
-/// The PostgreSQL store keeps its data keys in its own table, `event_keys`, in the same
+/// The PostgreSQL store keeps its data keys in its own table, `event_store_keys`, in the same
 /// database.
 ///
-/// [`forget`](KeyStore::forget) deletes the subject's rows, then runs `VACUUM event_keys`
+/// [`forget`](KeyStore::forget) deletes the subject's rows, then runs `VACUUM event_store_keys`
 /// on the store's shared connection (outside any transaction), which returns their space
 /// to the table's free space at once instead of at autovacuum's next pass. PostgreSQL
 /// cannot promise more than that, so neither does this store; **bytes of forgotten keys

@@ -524,7 +524,13 @@ impl Store for PostgresStore {
             let rows = self
                 .query(
                     sql,
-                    &[&query.partition_key, &bound, &query.type_prefix, &fetch],
+                    &[
+                        &query.partition_key,
+                        &bound,
+                        &query.type_prefix,
+                        &fetch,
+                        &query.tenant_id,
+                    ],
                 )
                 .await?;
             Ok(TimelinePage::from_rows(self.events(&rows)?, limit))

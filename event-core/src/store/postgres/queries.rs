@@ -174,11 +174,14 @@ pub(crate) const REMOVE_DEAD_LETTER: &str = "DELETE FROM event_store_dead_letter
 
 pub(crate) const TIMELINE_OLDEST_FIRST: &str = "SELECT position, envelope::text \
      FROM event_store_events WHERE partition_key = $1 AND position > $2 \
-     AND ($3::text IS NULL OR starts_with(event_type, $3)) ORDER BY position LIMIT $4";
+     AND ($3::text IS NULL OR starts_with(event_type, $3)) \
+     AND ($5::text IS NULL OR envelope->'meta'->>'tenant_id' = $5) ORDER BY position LIMIT $4";
 
 pub(crate) const TIMELINE_NEWEST_FIRST: &str = "SELECT position, envelope::text \
      FROM event_store_events WHERE partition_key = $1 AND position < $2 \
-     AND ($3::text IS NULL OR starts_with(event_type, $3)) ORDER BY position DESC LIMIT $4";
+     AND ($3::text IS NULL OR starts_with(event_type, $3)) \
+     AND ($5::text IS NULL OR envelope->'meta'->>'tenant_id' = $5) \
+     ORDER BY position DESC LIMIT $4";
 
 /// One statement, so it sees one snapshot of the checkpoints: events every subscription
 /// passed, appended before `$1`, and their inbox rows. The head stays in `event_store_meta`,

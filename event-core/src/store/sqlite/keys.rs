@@ -1,4 +1,4 @@
-//! The SQLite store as a [`KeyStore`]: the `event_keys` table, and a `forget` that leaves
+//! The SQLite store as a [`KeyStore`]: the `event_store_keys` table, and a `forget` that leaves
 //! nothing of the keys in the database file or its WAL.
 
 use super::SqliteStore;
@@ -11,21 +11,21 @@ use futures_util::future::BoxFuture;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 /// A subject's newest key: by `created_at`, then `id` (the subject index holds both).
-const CURRENT_KEY: &str = "SELECT id, subject, wrapped, created_at FROM event_keys \
+const CURRENT_KEY: &str = "SELECT id, subject, wrapped, created_at FROM event_store_keys \
      WHERE subject = ?1 ORDER BY created_at DESC, id DESC LIMIT 1";
 
-const KEY: &str = "SELECT id, subject, wrapped, created_at FROM event_keys WHERE id = ?1";
+const KEY: &str = "SELECT id, subject, wrapped, created_at FROM event_store_keys WHERE id = ?1";
 
 const INSERT_KEY: &str =
-    "INSERT INTO event_keys (id, subject, wrapped, created_at) VALUES (?1, ?2, ?3, ?4)";
+    "INSERT INTO event_store_keys (id, subject, wrapped, created_at) VALUES (?1, ?2, ?3, ?4)";
 
-const FORGET: &str = "DELETE FROM event_keys WHERE subject = ?1";
+const FORGET: &str = "DELETE FROM event_store_keys WHERE subject = ?1";
 
 /// How many times `forget` tries the `TRUNCATE` checkpoint; each waits up to the busy
 /// timeout for the readers and writers in its way, holding up the writer thread meanwhile.
 const CHECKPOINT_ATTEMPTS: u32 = 2;
 
-/// A row of `event_keys` as a key; an id that is not 16 bytes is a damaged row.
+/// A row of `event_store_keys` as a key; an id that is not 16 bytes is a damaged row.
 fn stored_key(row: &Row<'_>) -> rusqlite::Result<StoredKey> {
     let id: Vec<u8> = row.get(0)?;
     let id: [u8; 16] = id.try_into().map_err(|id: Vec<u8>| {
@@ -53,7 +53,7 @@ fn truncate_wal(conn: &Connection) -> rusqlite::Result<bool> {
     Ok(busy == 0)
 }
 
-/// The SQLite store keeps its data keys in its own table, `event_keys`, in the same file.
+/// The SQLite store keeps its data keys in its own table, `event_store_keys`, in the same file.
 ///
 /// [`forget`](KeyStore::forget) leaves nothing of the subject's keys in the store's files:
 ///
@@ -79,7 +79,7 @@ fn truncate_wal(conn: &Connection) -> rusqlite::Result<bool> {
 /// memory has no files: `forget` deletes, with nothing to checkpoint.
 ///
 /// Keys are written by the writer thread, read by the reader connections. Only the
-/// store's own writer zeroes what it deletes: leave the `event_keys` table to it (not to a
+/// store's own writer zeroes what it deletes: leave the `event_store_keys` table to it (not to a
 /// [`connection`](SqliteStore::connection) of your own). Times are kept
 /// in whole milliseconds: `created_at` reads back truncated to them, and two keys of a
 /// subject made within the same millisecond are told apart by their ids alone.

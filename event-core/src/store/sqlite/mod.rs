@@ -632,6 +632,7 @@ impl Store for SqliteStore {
             let limit = clamp_limit(query.limit);
             let partition_key = query.partition_key.clone();
             let type_prefix = query.type_prefix.clone();
+            let tenant_id = query.tenant_id.clone();
             let newest_first = query.order == TimelineOrder::NewestFirst;
             let rows = self
                 .read(move |conn| {
@@ -639,6 +640,7 @@ impl Store for SqliteStore {
                         conn,
                         &partition_key,
                         type_prefix.as_deref(),
+                        tenant_id.as_deref(),
                         cursor,
                         limit + 1,
                         newest_first,

@@ -78,6 +78,7 @@ pub(crate) fn timeline(
     conn: &Connection,
     partition_key: &str,
     type_prefix: Option<&str>,
+    tenant_id: Option<&str>,
     cursor: Option<Position>,
     limit: usize,
     newest_first: bool,
@@ -86,11 +87,13 @@ pub(crate) fn timeline(
         "SELECT position, envelope FROM event_store_events \
          WHERE partition_key = ?1 AND position < ?2 \
          AND (?3 IS NULL OR substr(event_type, 1, length(?3)) = ?3) \
+         AND (?5 IS NULL OR json_extract(envelope, '$.meta.tenant_id') = ?5) \
          ORDER BY position DESC LIMIT ?4"
     } else {
         "SELECT position, envelope FROM event_store_events \
          WHERE partition_key = ?1 AND position > ?2 \
          AND (?3 IS NULL OR substr(event_type, 1, length(?3)) = ?3) \
+         AND (?5 IS NULL OR json_extract(envelope, '$.meta.tenant_id') = ?5) \
          ORDER BY position LIMIT ?4"
     };
     let bound = match (cursor, newest_first) {
@@ -100,7 +103,13 @@ pub(crate) fn timeline(
     };
     let mut statement = conn.prepare_cached(sql)?;
     let rows = statement.query_map(
-        params![partition_key, bound, type_prefix, limit_sql(limit)],
+        params![
+            partition_key,
+            bound,
+            type_prefix,
+            limit_sql(limit),
+            tenant_id
+        ],
         |row| Ok((from_sql(row.get(0)?), row.get(1)?)),
     )?;
     rows.collect()

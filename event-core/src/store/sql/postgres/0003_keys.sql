@@ -5,10 +5,10 @@
 -- the key's id, as each field it seals names it. A subject's newest key (by `created_at`,
 -- then `id`) seals new fields; forgetting a subject deletes its rows, then vacuums the
 -- table (see `PostgresStore`'s `KeyStore` implementation for what stays on disk).
-CREATE TABLE event_keys (
+CREATE TABLE event_store_keys (
     id         UUID PRIMARY KEY,
     subject    TEXT NOT NULL,
     wrapped    BYTEA NOT NULL,
     created_at TIMESTAMPTZ NOT NULL
 );
-CREATE INDEX event_keys_subject ON event_keys (subject, created_at);
+CREATE INDEX event_store_keys_subject ON event_store_keys (subject, created_at);

@@ -6,10 +6,10 @@
 -- (by `created_at`, then `id`) seals new fields; forgetting a subject deletes its rows with
 -- `secure_delete` on, then checkpoints and truncates the WAL, so that nothing of them stays
 -- in the files.
-CREATE TABLE event_keys (
+CREATE TABLE event_store_keys (
     id         BLOB PRIMARY KEY,
     subject    TEXT NOT NULL,
     wrapped    BLOB NOT NULL,
     created_at INTEGER NOT NULL -- Unix milliseconds
 ) WITHOUT ROWID;
-CREATE INDEX event_keys_subject ON event_keys (subject, created_at);
+CREATE INDEX event_store_keys_subject ON event_store_keys (subject, created_at);
