@@ -37,6 +37,8 @@ enum Command {
         /// The catalog directory.
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+        #[command(flatten)]
+        wire: WireArgs,
     },
     /// Fails when DIR is stale, or when a schema changed incompatibly against DIR/catalog.json
     /// without a version bump.
@@ -44,6 +46,8 @@ enum Command {
         /// The catalog directory.
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+        #[command(flatten)]
+        wire: WireArgs,
         #[command(flatten)]
         compat: CompatArgs,
     },
@@ -57,6 +61,14 @@ enum Command {
         #[command(flatten)]
         compat: CompatArgs,
     },
+}
+
+#[derive(Debug, clap::Args)]
+struct WireArgs {
+    /// Describe the `pii` fields as field encryption puts them on the wire: sealed strings
+    /// (`enc:v1:...`). Generate and check with the same choice.
+    #[arg(long)]
+    sealed_pii: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -108,9 +120,10 @@ impl CompatArgs {
 ///
 /// Commands:
 ///
-/// - `generate --out DIR` writes the catalog (nothing is written if rendering fails, or no
-///   events are linked);
-/// - `check --out DIR [--mode backward|forward|full] [--strict]` fails when DIR is stale, or
+/// - `generate --out DIR [--sealed-pii]` writes the catalog (nothing is written if
+///   rendering fails, or no events are linked); `--sealed-pii` describes PII fields as
+///   field encryption puts them on the wire ([`Catalog::sealed_pii`]);
+/// - `check --out DIR [--sealed-pii] [--mode backward|forward|full] [--strict]` fails when DIR is stale, or
 ///   when an event version in both DIR/catalog.json and the binary changed incompatibly, or
 ///   when one disappeared without being deprecated first;
 /// - `diff OLD NEW [--mode ...] [--strict]` compares two `catalog.json` files.
@@ -142,8 +155,8 @@ pub fn main() -> ExitCode {
 
 fn run(command: &Command) -> Result<u8, CatalogError> {
     match command {
-        Command::Generate { out } => generate(out),
-        Command::Check { out, compat } => check(out, compat),
+        Command::Generate { out, wire } => generate(out, wire),
+        Command::Check { out, wire, compat } => check(out, wire, compat),
         Command::Diff { old, new, compat } => {
             let old = Catalog::read(old)?;
             let new = Catalog::read(new)?;
@@ -162,8 +175,11 @@ fn run(command: &Command) -> Result<u8, CatalogError> {
     }
 }
 
-fn linked() -> Result<Option<Catalog>, CatalogError> {
-    let catalog = Catalog::linked()?;
+fn linked(wire: &WireArgs) -> Result<Option<Catalog>, CatalogError> {
+    let mut catalog = Catalog::linked()?;
+    if wire.sealed_pii {
+        catalog = catalog.sealed_pii();
+    }
     if catalog.is_empty() {
         eprintln!(
             "error: no events are linked into this binary: reference the crates that define them, e.g. `use orders_domain as _;`"
@@ -173,8 +189,8 @@ fn linked() -> Result<Option<Catalog>, CatalogError> {
     Ok(Some(catalog))
 }
 
-fn generate(out: &Path) -> Result<u8, CatalogError> {
-    let Some(catalog) = linked()? else {
+fn generate(out: &Path, wire: &WireArgs) -> Result<u8, CatalogError> {
+    let Some(catalog) = linked(wire)? else {
         return Ok(EXIT_ERROR);
     };
     let summary = catalog.write_to(out)?;
@@ -192,8 +208,8 @@ fn generate(out: &Path) -> Result<u8, CatalogError> {
     Ok(EXIT_OK)
 }
 
-fn check(out: &Path, compat: &CompatArgs) -> Result<u8, CatalogError> {
-    let Some(catalog) = linked()? else {
+fn check(out: &Path, wire: &WireArgs, compat: &CompatArgs) -> Result<u8, CatalogError> {
+    let Some(catalog) = linked(wire)? else {
         return Ok(EXIT_ERROR);
     };
     let committed = Catalog::read(out.join("catalog.json"))?;

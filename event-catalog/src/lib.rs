@@ -113,6 +113,7 @@ mod json;
 mod model;
 mod render;
 mod schema;
+mod sealed;
 mod testing;
 mod write;
 

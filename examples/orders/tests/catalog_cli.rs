@@ -394,3 +394,29 @@ fn usage_errors_exit_2() {
         help.stdout
     );
 }
+
+#[test]
+fn sealed_pii_describes_personal_fields_as_field_encryption_writes_them() {
+    let dir = TempDir::new("sealed-pii");
+    let out = dir.path().join("catalog");
+    let run_generate = run(&["generate", "--out", s(&out), "--sealed-pii"]);
+    assert_eq!(run_generate.code, 0, "{}", run_generate.stderr);
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("schemas/order.created.v1.json")).unwrap(),
+    )
+    .unwrap();
+    let email = &schema["properties"]["customer_email"];
+    assert_eq!(email["type"], "string", "{email}");
+    assert_eq!(email["pattern"], "^enc:v1:[A-Za-z0-9_-]+$");
+    assert!(schema["properties"]["order_id"].get("pattern").is_none());
+    let asyncapi = std::fs::read_to_string(out.join("asyncapi.json")).unwrap();
+    assert!(
+        asyncapi.contains("^enc:v1:"),
+        "AsyncAPI carries the sealed form"
+    );
+    // Checked with the same choice it is current; without it, stale.
+    let current = run(&["check", "--out", s(&out), "--sealed-pii"]);
+    assert_eq!(current.code, 0, "{}{}", current.stdout, current.stderr);
+    let plain = run(&["check", "--out", s(&out)]);
+    assert_eq!(plain.code, 1, "{}{}", plain.stdout, plain.stderr);
+}
