@@ -8,7 +8,8 @@
 //! Every route but `/health`, `/metrics` and the dashboard's page (which holds no data)
 //! needs a bearer token ([`Token`]): of the read scope to look, of the operate scope to
 //! redeliver, discard or replay; a token may be limited to one tenant's events. Payload
-//! fields marked `#[event(pii)]` read `"[redacted]"` in every answer. The router binds
+//! fields marked `#[event(pii)]` read `"[redacted]"` in every answer (`"[erased]"` once their
+//! subject is forgotten, with field encryption). The router binds
 //! nothing: the application serves it where it chooses, and [`Admin::serve`] refuses an
 //! address beyond loopback unless told otherwise.
 //!

@@ -67,9 +67,17 @@ async fn find(state: &Shared, caller: &Caller, id: &str) -> Result<DeadLetter, A
         .ok_or_else(|| ApiError::not_found(format!("no dead letter {id}")))
 }
 
-/// A dead letter as the API and the CLI show it, PII redacted.
-pub(crate) fn view(registry: &Registry, letter: &DeadLetter) -> DeadLetterView {
-    let event = redact::envelope(registry, &letter.envelope);
+/// A dead letter as the API and the CLI show it, PII redacted (in its error too, for one
+/// kept before errors were), the `erased` fields erased.
+pub(crate) fn view(registry: &Registry, letter: &DeadLetter, erased: &[String]) -> DeadLetterView {
+    let event = redact::envelope(registry, &letter.envelope, erased);
+    let payload = serde_json::from_str(letter.envelope.payload.get()).unwrap_or_default();
+    let error = event_core::privacy::redact_text(
+        registry,
+        &letter.envelope.event_type,
+        &payload,
+        &letter.last_error,
+    );
     DeadLetterView {
         id: id_of(letter),
         subscription: letter.subscription.clone(),
@@ -80,7 +88,7 @@ pub(crate) fn view(registry: &Registry, letter: &DeadLetter) -> DeadLetterView {
             .pointer("/meta/partition_key")
             .and_then(serde_json::Value::as_str)
             .map(str::to_owned),
-        error: letter.last_error.clone(),
+        error,
         attempts: letter.attempts,
         failed_at: letter
             .failed_at
@@ -106,8 +114,13 @@ pub(crate) async fn list(
         letters.retain(|letter| &letter.subscription == name);
     }
     let (letters, next_cursor) = page(letters, key_of, cursor.as_deref(), limit);
+    let mut views = Vec::with_capacity(letters.len());
+    for letter in &letters {
+        let erased = redact::erased(state.keys(), &letter.envelope).await;
+        views.push(view(&state.registry, letter, &erased));
+    }
     Ok(Json(DeadLetterPage {
-        dead_letters: letters.iter().map(|l| view(&state.registry, l)).collect(),
+        dead_letters: views,
         next_cursor,
     }))
 }
@@ -122,7 +135,8 @@ pub(crate) async fn get(
     caller.require(Scope::Read)?;
     params.finish()?;
     let letter = find(&state, &caller, &id).await?;
-    Ok(Json(view(&state.registry, &letter)))
+    let erased = redact::erased(state.keys(), &letter.envelope).await;
+    Ok(Json(view(&state.registry, &letter, &erased)))
 }
 
 /// Sends a dead letter's event to its subscription again.

@@ -72,12 +72,13 @@ pub(crate) async fn list(
         query = query.tenant(tenant.clone());
     }
     let page = search(&state, &query).await?;
+    let mut events = Vec::with_capacity(page.events.len());
+    for event in &page.events {
+        let erased = redact::erased(state.keys(), &event.envelope).await;
+        events.push(view(&state.registry, event, &erased));
+    }
     Ok(Json(EventPage {
-        events: page
-            .events
-            .iter()
-            .map(|e| view(&state.registry, e))
-            .collect(),
+        events,
         next_cursor: page.next_cursor,
     }))
 }
@@ -98,10 +99,12 @@ pub(crate) async fn get(
         query = query.tenant(tenant.clone());
     }
     let page = search(&state, &query).await?;
-    page.events
+    let event = page
+        .events
         .first()
-        .map(|event| Json(view(&state.registry, event)))
-        .ok_or_else(|| ApiError::not_found(format!("no event {id}")))
+        .ok_or_else(|| ApiError::not_found(format!("no event {id}")))?;
+    let erased = redact::erased(state.keys(), &event.envelope).await;
+    Ok(Json(view(&state.registry, event, &erased)))
 }
 
 async fn search(
@@ -115,10 +118,10 @@ async fn search(
     })
 }
 
-/// An event as the API and the CLI show it, PII redacted.
-pub(crate) fn view(registry: &Registry, event: &StoredEvent) -> EventView {
+/// An event as the API and the CLI show it, PII redacted, the `erased` fields erased.
+pub(crate) fn view(registry: &Registry, event: &StoredEvent, erased: &[String]) -> EventView {
     EventView {
         position: event.position,
-        event: redact::envelope(registry, &event.envelope),
+        event: redact::envelope(registry, &event.envelope, erased),
     }
 }

@@ -28,6 +28,15 @@ pub(crate) struct State {
 
 pub(crate) type Shared = Arc<State>;
 
+impl State {
+    /// The key store of the bus's field encryption, to tell erased fields.
+    pub(crate) fn keys(&self) -> Option<&dyn event_core::privacy::KeyStore> {
+        self.bus
+            .field_encryption()
+            .map(|fields| &**fields.key_store())
+    }
+}
+
 impl FromRequestParts<Shared> for Caller {
     type Rejection = ApiError;
 

@@ -13,7 +13,8 @@ pub struct EventView {
     pub position: u64,
     /// The canonical envelope: `id`, `type`, `version`, `occurred_at`, `source`,
     /// `correlation_id`, `causation_id`, `trace_id`, `payload`, `meta`. PII payload fields
-    /// read `"[redacted]"`.
+    /// read `"[redacted]"`, or `"[erased]"` once field encryption's key of their subject
+    /// is destroyed (`EventBus::forget_subject`).
     pub event: Value,
 }
 

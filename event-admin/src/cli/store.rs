@@ -9,8 +9,10 @@ use super::output::{self, Out};
 use super::{Command, Dlq, Failure, HealthArgs, Outcome, ReplayArgs, TailArgs, TimelineArgs};
 use super::{EXIT_FAILED, EXIT_OK, chain, letter_id, parse_letter_id};
 use crate::api::{dead_letters, events};
+use crate::redact;
 use crate::{CheckView, HealthView};
 use event_core::Registry;
+use event_core::privacy::KeyStore;
 use event_core::store::tokio_postgres::Config;
 use event_core::store::{
     EventQuery, PostgresStore, SqliteStore, Store, StoreError, StoredDeadLetter, StoredEvent,
@@ -24,6 +26,8 @@ use std::time::Duration;
 /// A store opened directly, with the events this binary knows (for PII redaction).
 pub(crate) struct Direct {
     store: Arc<dyn Store>,
+    /// The same store as a key store: the events' fields erased by crypto-shredding.
+    keys: Arc<dyn KeyStore>,
     registry: Registry,
     /// The store, for messages: `sqlite:PATH`, `postgres HOST:PORT/DB`.
     label: String,
@@ -75,6 +79,7 @@ impl Direct {
             .open(path)
             .map_err(|e| failure(&format!("cannot open {label}"), &e))?;
         Ok(Direct {
+            keys: Arc::new(store.clone()),
             store: Arc::new(store),
             registry: registry(),
             label,
@@ -97,6 +102,7 @@ impl Direct {
             .await
             .map_err(|e| failure(&format!("cannot connect to {label}"), &e))?;
         Ok(Direct {
+            keys: Arc::new(store.clone()),
             store: Arc::new(store),
             registry: registry(),
             label,
@@ -108,13 +114,16 @@ impl Direct {
             Command::Subscriptions { names } => self.subscriptions(names, out).await,
             Command::Dlq(Dlq::List { subscription }) => {
                 let letters = self.letters(subscription.as_deref()).await?;
-                let views: Vec<Value> = letters.iter().map(|l| self.letter_view(l)).collect();
+                let mut views = Vec::with_capacity(letters.len());
+                for letter in &letters {
+                    views.push(self.letter_view(letter).await);
+                }
                 out.document(&json!({ "dead_letters": views }), output::dead_letters);
                 Ok(EXIT_OK)
             }
             Command::Dlq(Dlq::Show { id }) => {
                 let letter = self.find(id).await?;
-                out.document(&self.letter_view(&letter), output::dead_letter);
+                out.document(&self.letter_view(&letter).await, output::dead_letter);
                 Ok(EXIT_OK)
             }
             Command::Dlq(Dlq::Redeliver { id }) => Err(Failure::usage(format!(
@@ -185,13 +194,16 @@ impl Direct {
             .ok_or_else(|| self.no_letter(id))
     }
 
-    fn letter_view(&self, letter: &StoredDeadLetter) -> Value {
+    async fn letter_view(&self, letter: &StoredDeadLetter) -> Value {
         let letter = event_core::DeadLetter::from(letter.clone());
-        serde_json::to_value(dead_letters::view(&self.registry, &letter)).unwrap_or(Value::Null)
+        let erased = redact::erased(Some(&*self.keys), &letter.envelope).await;
+        serde_json::to_value(dead_letters::view(&self.registry, &letter, &erased))
+            .unwrap_or(Value::Null)
     }
 
-    fn event_view(&self, event: &StoredEvent) -> Value {
-        serde_json::to_value(events::view(&self.registry, event)).unwrap_or(Value::Null)
+    async fn event_view(&self, event: &StoredEvent) -> Value {
+        let erased = redact::erased(Some(&*self.keys), &event.envelope).await;
+        serde_json::to_value(events::view(&self.registry, event, &erased)).unwrap_or(Value::Null)
     }
 
     /// The subscriptions the store has checkpoints or dead letters of (or those named),
@@ -299,7 +311,10 @@ impl Direct {
                 &e,
             )
         })?;
-        let events: Vec<Value> = page.events.iter().map(|e| self.event_view(e)).collect();
+        let mut events = Vec::with_capacity(page.events.len());
+        for event in &page.events {
+            events.push(self.event_view(event).await);
+        }
         out.document(
             &json!({ "events": events, "next_cursor": page.next_cursor }),
             output::events,
@@ -336,7 +351,7 @@ impl Direct {
                 if !event_core::matches_pattern(&args.pattern, &event.envelope.event_type) {
                     continue;
                 }
-                let view = self.event_view(event);
+                let view = self.event_view(event).await;
                 let line = if out.json {
                     view.to_string()
                 } else {

@@ -486,6 +486,34 @@ impl fmt::Debug for FieldEncryption {
     }
 }
 
+/// The sealed fields of `envelope` whose key `keys` no longer holds: erased for good, their
+/// subject forgotten. Needs no master key: for views of the store, like the admin's.
+///
+/// # Errors
+///
+/// When the key store fails.
+pub async fn erased_fields(
+    keys: &dyn KeyStore,
+    envelope: &RawEnvelope,
+) -> Result<Vec<String>, StoreError> {
+    let text = envelope.payload.get();
+    if !text.contains(QUOTED_PREFIX) {
+        return Ok(Vec::new());
+    }
+    let Some(fields) = Fields::parse(text) else {
+        return Ok(Vec::new());
+    };
+    let mut erased = Vec::new();
+    for (name, value) in &fields.0 {
+        if let Some(sealed) = sealed_value(value)
+            && keys.key(sealed.key_id()).await?.is_none()
+        {
+            erased.push(name.clone());
+        }
+    }
+    Ok(erased)
+}
+
 /// `"enc:v1:` as it starts a sealed field in JSON text.
 const QUOTED_PREFIX: &str = "\"enc:v1:";
 

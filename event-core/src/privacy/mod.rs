@@ -24,6 +24,6 @@ mod keys;
 mod redact;
 
 pub use cipher::{InvalidMasterKey, MasterKey, SEALED_PREFIX};
-pub use fields::{ERASED, FieldEncryption, Opened, ProtectError};
+pub use fields::{ERASED, FieldEncryption, Opened, ProtectError, erased_fields};
 pub use keys::{KeyId, KeyStore, MemoryKeyStore, StoredKey};
 pub use redact::{REDACTED, RedactedJsonError, redact_envelope, redact_payload, redact_text};
