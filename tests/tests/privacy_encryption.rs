@@ -150,8 +150,7 @@ async fn the_database_holds_no_pii_and_a_forgotten_subject_reads_as_erased() {
     let letters = bus.try_dead_letters().await.unwrap();
     assert_eq!(letters.len(), 1, "{letters:?}");
     assert_eq!(
-        letters[0].last_error,
-        "card declined, wrote to [redacted]",
+        letters[0].last_error, "card declined, wrote to [redacted]",
         "the error is redacted against the opened fields"
     );
     assert!(
