@@ -336,3 +336,22 @@ fn log_lines_and_spans_show_no_pii() {
     );
     assert_redacted("the logs", &lines);
 }
+
+#[test]
+fn a_serde_error_a_handler_returns_with_question_mark_shows_no_value() {
+    fn handler() -> Result<u32, event_core::HandlerError> {
+        Ok(serde_json::from_str::<u32>(r#""ada@example.com""#)?)
+    }
+    let error = handler().unwrap_err();
+    let shown = format!("{error} {error:?}");
+    assert!(!shown.contains("ada@example.com"), "{shown}");
+    assert!(
+        error
+            .to_string()
+            .starts_with("invalid type: string [redacted], expected u32"),
+        "{error}"
+    );
+    // Other errors keep their message.
+    let io: event_core::HandlerError = std::io::Error::other("disk full").into();
+    assert_eq!(io.to_string(), "disk full");
+}

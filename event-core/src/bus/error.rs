@@ -224,12 +224,20 @@ impl HandlerError {
     }
 }
 
+/// Any error, as a retryable failure (`?` in a handler). A `serde_json::Error` is kept as a
+/// [`RedactedJsonError`](crate::privacy::RedactedJsonError): its messages quote the values
+/// it choked on, which may be personal.
 impl<E: std::error::Error + Send + Sync + 'static> From<E> for HandlerError {
     fn from(error: E) -> Self {
+        let error: Box<dyn std::error::Error + Send + Sync> = Box::new(error);
+        let error = match error.downcast::<serde_json::Error>() {
+            Ok(json) => Box::new(crate::privacy::RedactedJsonError::from(*json)),
+            Err(other) => other,
+        };
         HandlerError {
             kind: ErrorKind::Retryable,
             message: error.to_string(),
-            source: Some(Box::new(error)),
+            source: Some(error),
             undecodable: false,
         }
     }
