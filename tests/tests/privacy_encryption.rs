@@ -316,3 +316,56 @@ async fn forgetting_needs_field_encryption() {
         Err(ProtectError::NotEnabled)
     ));
 }
+
+#[tokio::test]
+async fn on_a_bus_in_memory_forgetting_erases_the_dead_letters_it_keeps() {
+    let (master, _) = MasterKey::generate();
+    let bus = EventBus::builder()
+        .encrypt_fields(FieldEncryption::new(
+            event_core::privacy::MemoryKeyStore::new(),
+            master,
+        ))
+        .retry(RetryPolicy::never())
+        .build();
+    let (_, handled) = failing_once_for(&bus, "billing", "c-1");
+    bus.publish(ada()).await.unwrap();
+    bus.publish(grace()).await.unwrap();
+    let started = std::time::Instant::now();
+    while bus.dead_letters().await.is_empty() || handled.lock().unwrap().is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(10), "not handled");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let letters = bus.dead_letters().await;
+    assert_eq!(letters.len(), 1);
+    // Nothing left the process: the dead letter is in plain text, until forgotten.
+    assert!(
+        letters[0]
+            .envelope
+            .payload
+            .get()
+            .contains("ada@example.com")
+    );
+    bus.forget_subject("c-2").await.unwrap();
+    assert!(
+        bus.dead_letters().await[0]
+            .envelope
+            .payload
+            .get()
+            .contains("ada@example.com")
+    );
+    bus.forget_subject("c-1").await.unwrap();
+    let letters = bus.dead_letters().await;
+    let payload = letters[0].envelope.payload.get();
+    assert!(
+        !payload.contains("ada@example.com") && !payload.contains("7946"),
+        "{payload}"
+    );
+    assert!(payload.contains(r#""plan":"pro""#), "{payload}");
+    bus.redeliver(&letters[0]).await.unwrap();
+    bus.shutdown().await;
+    let handled = handled.lock().unwrap();
+    assert_eq!(handled.len(), 2, "grace, then ada redelivered");
+    assert_eq!(handled[1].email, "");
+    assert_eq!(handled[1].phone, None);
+    assert_eq!(handled[1].plan, "pro");
+}

@@ -405,6 +405,35 @@ impl FieldEncryption {
         Ok(id)
     }
 
+    /// `envelope`, an event of `subject` whose PII fields are in plain text (kept in this
+    /// process's memory), with those fields erased; `None` when it is not of that subject
+    /// or holds nothing personal.
+    pub(crate) fn erase_plain(&self, envelope: &RawEnvelope, subject: &str) -> Option<RawEnvelope> {
+        let descriptor = self
+            .descriptors
+            .get(&(envelope.event_type.as_str(), envelope.version))
+            .copied()
+            .filter(|d| !d.pii().is_empty())?;
+        let mut fields = Fields::parse(envelope.payload.get())?;
+        let of_subject = fields
+            .get(descriptor.subject_field()?)
+            .and_then(subject_text)
+            .is_some_and(|named| named == subject);
+        if !of_subject {
+            return None;
+        }
+        for (name, value) in &mut fields.0 {
+            if descriptor.pii().contains(&name.as_str()) {
+                let default = descriptor
+                    .erased_value(name)
+                    .unwrap_or(serde_json::Value::Null);
+                *value =
+                    serde_json::value::to_raw_value(&default).expect("a JSON value serializes");
+            }
+        }
+        Some(envelope.with_payload(fields.to_raw()))
+    }
+
     fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
         self.cache.lock().unwrap_or_else(PoisonError::into_inner)
     }
