@@ -33,7 +33,7 @@ pub const ERASED: &str = "[erased]";
 ///
 /// ```
 /// use event_core::privacy::{FieldEncryption, MasterKey, MemoryKeyStore};
-/// use event_core::{DomainEvent, EventBus};
+/// use event_core::DomainEvent;
 /// # use schemars::JsonSchema;
 /// # use serde::{Deserialize, Serialize};
 ///
