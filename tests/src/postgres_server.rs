@@ -233,6 +233,13 @@ impl PostgresServer {
     pub fn root(&self) -> &Path {
         &self.root
     }
+
+    /// The directory of the PostgreSQL programs the server runs from (`initdb`, `pg_ctl`,
+    /// and the clients of the same version: `pg_dump`, `psql`). The clients connect over
+    /// TCP as user `postgres` (trusted), so they need not run as that system user.
+    pub fn bin_dir(&self) -> &Path {
+        &self.bin
+    }
 }
 
 impl Drop for PostgresServer {
