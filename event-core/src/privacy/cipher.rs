@@ -1,16 +1,15 @@
 //! The sealed form of one field, and the master key that wraps data keys.
 //!
 //! A sealed field is a JSON string: `enc:v1:` then, in unpadded base64url, the 16-byte id
-//! of the data key, a 24-byte random nonce, and the XChaCha20-Poly1305 ciphertext of the
+//! of the data key, a 24-byte nonce (16 bytes random per process, then a counter), and the XChaCha20-Poly1305 ciphertext of the
 //! field's JSON with its 16-byte tag. The associated data binds it to its event and field
 //! (`enc:v1:`, the event id's 16 bytes, the field's JSON name): a sealed value copied into
 //! another event or field does not open.
 
 use super::keys::KeyId;
+use super::xchacha::{KEY, NONCE, TAG, XChaCha20Poly1305, random};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chacha20poly1305::aead::{Aead, Generate, KeyInit, Payload};
-use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
 use std::fmt;
 use uuid::Uuid;
 
@@ -18,8 +17,6 @@ use uuid::Uuid;
 pub const SEALED_PREFIX: &str = "enc:v1:";
 
 const KEY_ID: usize = 16;
-const NONCE: usize = 24;
-const TAG: usize = 16;
 
 /// The key that wraps (encrypts) every data key in the key store, so that the database
 /// alone reveals no personal data. Keep it outside the database (a secret manager, an
@@ -32,7 +29,7 @@ pub struct MasterKey(XChaCha20Poly1305);
 impl MasterKey {
     /// The master key from its 32 bytes.
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        MasterKey(XChaCha20Poly1305::new(&Key::from(bytes)))
+        MasterKey(XChaCha20Poly1305::new(&bytes))
     }
 
     /// The master key from 32 bytes in base64 (standard or URL-safe, padded or not), as
@@ -66,16 +63,16 @@ impl MasterKey {
 
     /// A new random master key, and its base64 to keep.
     pub fn generate() -> (Self, String) {
-        let key = Key::generate();
-        let text = base64::engine::general_purpose::STANDARD.encode(key.as_slice());
+        let key: [u8; KEY] = random();
+        let text = base64::engine::general_purpose::STANDARD.encode(key);
         (MasterKey(XChaCha20Poly1305::new(&key)), text)
     }
 
     /// A new data key for `subject`, wrapped: the key to seal with, and what the key store
     /// keeps.
     pub(crate) fn new_data_key(&self, id: KeyId, subject: &str) -> (DataKey, Vec<u8>) {
-        let key = Key::generate();
-        let wrapped = seal_bytes(&self.0, key.as_slice(), &wrap_aad(id, subject));
+        let key: [u8; KEY] = random();
+        let wrapped = seal_with(&self.0, &random(), &key, &wrap_aad(id, subject));
         (DataKey(XChaCha20Poly1305::new(&key)), wrapped)
     }
 
@@ -83,7 +80,7 @@ impl MasterKey {
     /// for this id and subject.
     pub(crate) fn unwrap(&self, id: KeyId, subject: &str, wrapped: &[u8]) -> Option<DataKey> {
         let bytes = open_bytes(&self.0, wrapped, &wrap_aad(id, subject))?;
-        let key = Key::try_from(bytes.as_slice()).ok()?;
+        let key: [u8; KEY] = bytes.as_slice().try_into().ok()?;
         Some(DataKey(XChaCha20Poly1305::new(&key)))
     }
 }
@@ -108,6 +105,33 @@ fn wrap_aad(id: KeyId, subject: &str) -> Vec<u8> {
     aad
 }
 
+/// Nonces for sealing fields: 16 random bytes drawn once, then a counter. Unique within a
+/// process by the counter, across processes by the random part (a repeat needs two of
+/// 2^64 processes to draw the same 128 bits); no system call per field.
+pub(crate) struct Nonces {
+    prefix: [u8; 16],
+    counter: std::sync::atomic::AtomicU64,
+}
+
+impl Nonces {
+    pub(crate) fn new() -> Self {
+        Nonces {
+            prefix: random(),
+            counter: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    fn next(&self) -> [u8; NONCE] {
+        let count = self
+            .counter
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut nonce = [0; NONCE];
+        nonce[..16].copy_from_slice(&self.prefix);
+        nonce[16..].copy_from_slice(&count.to_le_bytes());
+        nonce
+    }
+}
+
 /// One subject's data key, opened.
 #[derive(Clone)]
 pub(crate) struct DataKey(XChaCha20Poly1305);
@@ -123,10 +147,18 @@ fn field_aad(event: Uuid, field: &str) -> Vec<u8> {
 
 impl DataKey {
     /// The sealed form of a field's JSON, as a JSON string's content.
-    pub(crate) fn seal(&self, id: KeyId, event: Uuid, field: &str, json: &[u8]) -> String {
+    pub(crate) fn seal(
+        &self,
+        nonces: &Nonces,
+        id: KeyId,
+        event: Uuid,
+        field: &str,
+        json: &[u8],
+    ) -> String {
         let mut bytes = Vec::with_capacity(KEY_ID + NONCE + json.len() + TAG);
         bytes.extend_from_slice(&id.to_bytes());
-        bytes.extend_from_slice(&seal_bytes(&self.0, json, &field_aad(event, field)));
+        let sealed = seal_with(&self.0, &nonces.next(), json, &field_aad(event, field));
+        bytes.extend_from_slice(&sealed);
         let mut text = String::with_capacity(SEALED_PREFIX.len() + bytes.len() * 4 / 3 + 4);
         text.push_str(SEALED_PREFIX);
         URL_SAFE_NO_PAD.encode_string(&bytes, &mut text);
@@ -162,14 +194,11 @@ impl Sealed {
     }
 }
 
-/// A random nonce, then the ciphertext and its tag.
-fn seal_bytes(cipher: &XChaCha20Poly1305, plain: &[u8], aad: &[u8]) -> Vec<u8> {
-    let nonce = XNonce::generate();
-    let sealed = cipher
-        .encrypt(&nonce, Payload { msg: plain, aad })
-        .expect("XChaCha20-Poly1305 seals any message shorter than 256 GiB");
+/// The nonce, then the ciphertext and its tag.
+fn seal_with(cipher: &XChaCha20Poly1305, nonce: &[u8; NONCE], plain: &[u8], aad: &[u8]) -> Vec<u8> {
+    let sealed = cipher.encrypt(nonce, plain, aad);
     let mut out = Vec::with_capacity(NONCE + sealed.len());
-    out.extend_from_slice(nonce.as_slice());
+    out.extend_from_slice(nonce);
     out.extend_from_slice(&sealed);
     out
 }
@@ -179,8 +208,7 @@ fn open_bytes(cipher: &XChaCha20Poly1305, sealed: &[u8], aad: &[u8]) -> Option<V
         return None;
     }
     let (nonce, body) = sealed.split_at(NONCE);
-    let nonce = XNonce::try_from(nonce).ok()?;
-    cipher.decrypt(&nonce, Payload { msg: body, aad }).ok()
+    cipher.decrypt(nonce.try_into().ok()?, body, aad)
 }
 
 #[cfg(test)]
@@ -193,7 +221,10 @@ mod tests {
         let id = KeyId::random();
         let (key, wrapped) = master.new_data_key(id, "customer-7");
         let event = Uuid::new_v4();
-        let text = key.seal(id, event, "email", br#""ada@example.com""#);
+        let nonces = Nonces::new();
+        let text = key.seal(&nonces, id, event, "email", br#""ada@example.com""#);
+        let again = key.seal(&nonces, id, event, "email", br#""ada@example.com""#);
+        assert_ne!(text, again, "a nonce is never used twice");
         assert!(text.starts_with(SEALED_PREFIX));
         assert!(!text.contains("ada"));
         let sealed = Sealed::parse(&text).expect("parses");

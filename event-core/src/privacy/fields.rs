@@ -1,7 +1,7 @@
 //! Field encryption: sealing an envelope's PII fields on the way out, opening them on the
 //! way in, and forgetting a subject.
 
-use super::cipher::{DataKey, MasterKey, SEALED_PREFIX, Sealed};
+use super::cipher::{DataKey, MasterKey, Nonces, SEALED_PREFIX, Sealed};
 use super::keys::{KeyId, KeyStore, StoredKey};
 use crate::envelope::RawEnvelope;
 use crate::event::EventDescriptor;
@@ -73,6 +73,7 @@ pub struct FieldEncryption {
     descriptors: HashMap<(&'static str, u32), &'static EventDescriptor>,
     cache: Mutex<Cache>,
     ttl: Duration,
+    nonces: Nonces,
 }
 
 /// Opened keys by id (`None`: the key does not exist), and each subject's current key.
@@ -189,6 +190,7 @@ impl FieldEncryption {
                 current: LruCache::new(capacity),
             }),
             ttl: Duration::from_secs(30),
+            nonces: Nonces::new(),
         }
     }
 
@@ -267,7 +269,7 @@ impl FieldEncryption {
         let (id, key) = self.current_key(&subject).await?;
         for (name, value) in &mut fields.0 {
             if personal(name) && value.get() != "null" {
-                let sealed = key.seal(id, envelope.id, name, value.get().as_bytes());
+                let sealed = key.seal(&self.nonces, id, envelope.id, name, value.get().as_bytes());
                 *value = json_string(&sealed);
             }
         }
@@ -548,13 +550,12 @@ const QUOTED_PREFIX: &str = "\"enc:v1:";
 
 /// The sealed field a JSON value holds, if it is one.
 fn sealed_value(value: &RawValue) -> Option<Sealed> {
-    let text = value.get();
-    if !text.starts_with(QUOTED_PREFIX) {
+    // Base64url needs no escapes: the JSON string's content is between its quotes.
+    let text = value.get().strip_prefix('"')?.strip_suffix('"')?;
+    if !text.starts_with(SEALED_PREFIX) {
         return None;
     }
-    let text: String = serde_json::from_str(text).ok()?;
-    debug_assert!(text.starts_with(SEALED_PREFIX));
-    Sealed::parse(&text)
+    Sealed::parse(text)
 }
 
 /// The subject named by a field's JSON: a string as it is, a number as written.

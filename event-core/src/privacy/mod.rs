@@ -22,6 +22,7 @@ mod cipher;
 mod fields;
 mod keys;
 mod redact;
+mod xchacha;
 
 pub use cipher::{InvalidMasterKey, MasterKey, SEALED_PREFIX};
 pub use fields::{ERASED, FieldEncryption, Opened, ProtectError, erased_fields};
