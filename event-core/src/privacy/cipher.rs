@@ -1,8 +1,8 @@
 //! The sealed form of one field, and the master key that wraps data keys.
 //!
 //! A sealed field is a JSON string: `enc:v1:` then, in unpadded base64url, the 16-byte id
-//! of the data key, a 24-byte nonce (16 bytes random per process, then a counter), and the XChaCha20-Poly1305 ciphertext of the
-//! field's JSON with its 16-byte tag. The associated data binds it to its event and field
+//! of the data key, a 24-byte nonce (16 bytes random per process, then a counter), and the
+//! XChaCha20-Poly1305 ciphertext of the field's JSON with its 16-byte tag. The associated data binds it to its event and field
 //! (`enc:v1:`, the event id's 16 bytes, the field's JSON name): a sealed value copied into
 //! another event or field does not open.
 
