@@ -344,22 +344,9 @@ impl FieldEncryption {
     ///
     /// [`ProtectError::Keys`] when the key store fails.
     pub async fn erased_fields(&self, envelope: &RawEnvelope) -> Result<Vec<String>, ProtectError> {
-        let text = envelope.payload.get();
-        if !text.contains(QUOTED_PREFIX) {
-            return Ok(Vec::new());
-        }
-        let Some(fields) = Fields::parse(text) else {
-            return Ok(Vec::new());
-        };
-        let mut erased = Vec::new();
-        for (name, value) in &fields.0 {
-            if let Some(sealed) = sealed_value(value)
-                && self.key(sealed.key_id()).await?.is_none()
-            {
-                erased.push(name.clone());
-            }
-        }
-        Ok(erased)
+        erased_fields(&*self.keys, envelope)
+            .await
+            .map_err(ProtectError::Keys)
     }
 
     /// Destroys every key of `subject` in the key store and in this process's cache; from
