@@ -139,3 +139,26 @@ async fn on_a_store_the_subscription_and_the_timeline_filter_by_tenant() {
         .unwrap();
     assert_eq!(everyone.events.len(), 6);
 }
+
+#[tokio::test]
+async fn a_batch_subscription_limited_to_a_tenant_gets_and_counts_only_its_events() {
+    let bus = EventBus::builder().build();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&seen);
+    bus.subscribe_batch_with::<InvoiceIssued, _, _>(
+        "acme-batches",
+        10,
+        &SubscriptionOptions::new().tenants(["acme"]),
+        move |batch| {
+            sink.lock()
+                .unwrap()
+                .extend(batch.into_iter().map(|env| env.payload.number));
+            async { Ok(()) }
+        },
+    )
+    .unwrap();
+    publish_for_tenants(&bus).await;
+    bus.shutdown().await;
+    assert_eq!(*seen.lock().unwrap(), [1, 3, 5]);
+    assert_eq!(bus.metrics().delivered, 3);
+}

@@ -504,11 +504,14 @@ impl<H: BatchHandler> Worker<H> {
             return;
         }
         for delivery in &run {
-            self.shared.metrics.delivered.fetch_add(1, Relaxed);
-            self.stats
-                .of(&delivery.event.header().event_type)
-                .delivered
-                .fetch_add(1, Relaxed);
+            // Another tenant's event was passed over, not delivered.
+            if self.takes_tenant_of(&delivery.event) {
+                self.shared.metrics.delivered.fetch_add(1, Relaxed);
+                self.stats
+                    .of(&delivery.event.header().event_type)
+                    .delivered
+                    .fetch_add(1, Relaxed);
+            }
             if let Some(durable) = &self.durable {
                 durable.claim(delivery).await;
             }
