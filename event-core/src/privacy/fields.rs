@@ -387,7 +387,19 @@ impl FieldEncryption {
     ///
     /// [`ProtectError::Keys`] when the key store fails.
     pub async fn rotate(&self, subject: &str) -> Result<KeyId, ProtectError> {
-        let (id, key) = self.new_key(subject).await?;
+        // Newer than the current key even within its millisecond (stores keep times to
+        // the millisecond, and order keys of the same time by id): every process then
+        // agrees the new key is the current one.
+        let current = self
+            .keys
+            .current_key(subject)
+            .await
+            .map_err(ProtectError::Keys)?;
+        let now = chrono::Utc::now();
+        let created_at = current.map_or(now, |current| {
+            now.max(current.created_at + chrono::TimeDelta::milliseconds(1))
+        });
+        let (id, key) = self.new_key(subject, created_at).await?;
         self.cache()
             .current
             .put(subject.to_owned(), (id, key, Instant::now()));
@@ -446,7 +458,7 @@ impl FieldEncryption {
                     .ok_or(ProtectError::MasterKey { key_id: stored.id })?;
                 (stored.id, key)
             }
-            None => self.new_key(subject).await?,
+            None => self.new_key(subject, chrono::Utc::now()).await?,
         };
         self.cache()
             .current
@@ -454,16 +466,15 @@ impl FieldEncryption {
         Ok((id, key))
     }
 
-    async fn new_key(&self, subject: &str) -> Result<(KeyId, DataKey), ProtectError> {
+    async fn new_key(
+        &self,
+        subject: &str,
+        created_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(KeyId, DataKey), ProtectError> {
         let id = KeyId::random();
         let (key, wrapped) = self.master.new_data_key(id, subject);
         self.keys
-            .insert_key(StoredKey::new(
-                id,
-                subject.to_owned(),
-                wrapped,
-                chrono::Utc::now(),
-            ))
+            .insert_key(StoredKey::new(id, subject.to_owned(), wrapped, created_at))
             .await
             .map_err(ProtectError::Keys)?;
         Ok((id, key))
