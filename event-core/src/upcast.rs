@@ -131,7 +131,9 @@ pub(crate) fn upcast_raw(
             Ok(value) => value,
             Err(message) => {
                 return Some(Err(serde::de::Error::custom(format_args!(
-                    "raw upcaster of `{name}` from version {}: {message}",
+                    // No backticks around the name: the message is redacted as serde's are,
+                    // and a quoted word there would read as a value.
+                    "raw upcaster of {name} from version {}: {message}",
                     step.from_version
                 ))));
             }

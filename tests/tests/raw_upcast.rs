@@ -101,7 +101,7 @@ fn a_payload_the_upcaster_refuses_is_a_payload_error() {
     assert!(message.contains("`invoice.issued` version 1"), "{message}");
     let source = std::error::Error::source(&error).unwrap().to_string();
     assert!(
-        source.contains("raw upcaster of `invoice.issued` from version 1"),
+        source.contains("raw upcaster of invoice.issued from version 1"),
         "{source}"
     );
     assert!(source.contains("not a whole number"), "{source}");
