@@ -317,10 +317,15 @@ impl<H: Handler> Worker<H> {
                 counters.latency.record(elapsed);
             }
             let shown = opened.as_ref().unwrap_or(event);
+            // The dead letter redacts its error against the event it keeps; an opened
+            // event's fields (field encryption) are redacted here first.
+            let for_letter = |text: String| match &opened {
+                Some(opened) => redact_event_error(opened, &text),
+                None => text,
+            };
             if let Some(refused) = looped {
                 // Whatever the handler made of the refusal, retrying would loop again.
-                let refused = redact_event_error(shown, &refused);
-                return Err(self.dead_letter(event, refused, attempt));
+                return Err(self.dead_letter(event, for_letter(refused), attempt));
             }
             let error = match result {
                 Ok(()) => {
@@ -333,8 +338,7 @@ impl<H: Handler> Worker<H> {
             if error.is_permanent() || attempt >= self.retry.attempts() {
                 // A payload that never decoded never reached the handler.
                 let attempts = if error.kind_is_decode() { 0 } else { attempt };
-                let error = redact_event_error(shown, &error.to_string());
-                return Err(self.dead_letter(event, error, attempts));
+                return Err(self.dead_letter(event, for_letter(error.to_string()), attempts));
             }
             tracing::debug!(
                 attempt,

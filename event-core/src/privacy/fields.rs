@@ -324,11 +324,7 @@ impl FieldEncryption {
                         field: name.clone(),
                     })?;
             } else {
-                let default = descriptor
-                    .and_then(|d| d.erased_value(name))
-                    .unwrap_or(serde_json::Value::Null);
-                *value =
-                    serde_json::value::to_raw_value(&default).expect("a JSON value serializes");
+                *value = erased_json(descriptor, name);
                 erased.push(name.clone());
             }
         }
@@ -425,11 +421,7 @@ impl FieldEncryption {
         }
         for (name, value) in &mut fields.0 {
             if descriptor.pii().contains(&name.as_str()) {
-                let default = descriptor
-                    .erased_value(name)
-                    .unwrap_or(serde_json::Value::Null);
-                *value =
-                    serde_json::value::to_raw_value(&default).expect("a JSON value serializes");
+                *value = erased_json(Some(descriptor), name);
             }
         }
         Some(envelope.with_payload(fields.to_raw()))
@@ -541,6 +533,15 @@ pub async fn erased_fields(
         }
     }
     Ok(erased)
+}
+
+/// What the PII field `name` reads as once erased: its type's `Default`, `null` for a
+/// version this process does not know.
+fn erased_json(descriptor: Option<&EventDescriptor>, name: &str) -> Box<RawValue> {
+    let default = descriptor
+        .and_then(|d| d.erased_value(name))
+        .unwrap_or(serde_json::Value::Null);
+    serde_json::value::to_raw_value(&default).expect("a JSON value serializes")
 }
 
 /// `"enc:v1:` as it starts a sealed field in JSON text.
