@@ -58,6 +58,10 @@ enum Command {
         old: PathBuf,
         /// The new catalog.json.
         new: PathBuf,
+        /// text: one line per change, then the incompatible changes; markdown: a changelog
+        /// for a release note or a pull-request comment.
+        #[arg(long, value_enum, default_value_t = DiffFormat::Text)]
+        format: DiffFormat,
         #[command(flatten)]
         compat: CompatArgs,
     },
@@ -80,6 +84,12 @@ struct CompatArgs {
     /// Judge the schemas alone, as schema registries do, instead of as serde reads.
     #[arg(long)]
     strict: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum DiffFormat {
+    Text,
+    Markdown,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -126,7 +136,12 @@ impl CompatArgs {
 /// - `check --out DIR [--sealed-pii] [--mode backward|forward|full] [--strict]` fails when DIR is stale, or
 ///   when an event version in both DIR/catalog.json and the binary changed incompatibly, or
 ///   when one disappeared without being deprecated first;
-/// - `diff OLD NEW [--mode ...] [--strict]` compares two `catalog.json` files.
+/// - `diff OLD NEW [--format text|markdown] [--mode ...] [--strict]` compares two
+///   `catalog.json` files; `--format markdown` writes a changelog
+///   ([`Report::to_markdown`](crate::Report::to_markdown)).
+///
+/// `check` also prints warnings, which do not fail it: an event nobody consumes, and a
+/// consumer of an event nobody produces ([`Catalog::warnings`]).
 ///
 /// Exit codes: [`EXIT_OK`] (0) success, [`EXIT_FAILED`] (1) a check or diff found a problem,
 /// [`EXIT_ERROR`] (2) usage or input error; errors name the file, and for a corrupt
@@ -157,11 +172,21 @@ fn run(command: &Command) -> Result<u8, CatalogError> {
     match command {
         Command::Generate { out, wire } => generate(out, wire),
         Command::Check { out, wire, compat } => check(out, wire, compat),
-        Command::Diff { old, new, compat } => {
+        Command::Diff {
+            old,
+            new,
+            format,
+            compat,
+        } => {
             let old = Catalog::read(old)?;
             let new = Catalog::read(new)?;
             let report = Catalog::compare(&old, &new, compat.mode(), compat.profile());
-            if report.added.is_empty() && report.removed.is_empty() && report.changed.is_empty() {
+            if *format == DiffFormat::Markdown {
+                print!("{}", report.to_markdown(&old, &new));
+            } else if report.added.is_empty()
+                && report.removed.is_empty()
+                && report.changed.is_empty()
+            {
                 println!("no changes");
             } else {
                 print!("{report}");
@@ -239,13 +264,21 @@ fn check(out: &Path, wire: &WireArgs, compat: &CompatArgs) -> Result<u8, Catalog
             println!("{finding}");
         }
     }
+    let warnings = catalog.warnings();
+    for warning in &warnings {
+        println!("warning: {warning}");
+    }
     if failed {
         return Ok(EXIT_FAILED);
     }
     println!(
-        "the catalog in {} is current ({} events)",
+        "the catalog in {} is current ({} events{})",
         out.display(),
-        catalog.events().len()
+        catalog.events().len(),
+        match warnings.len() {
+            0 => String::new(),
+            n => format!(", {n} warning(s)"),
+        }
     );
     Ok(EXIT_OK)
 }

@@ -41,18 +41,25 @@
 //! - `check --out DIR [--mode backward|forward|full] [--strict]` exits 1 when DIR is stale
 //!   or an event's schema changed incompatibly against `DIR/catalog.json` without a version
 //!   bump;
-//! - `diff OLD NEW` compares two `catalog.json` files.
+//! - `diff OLD NEW [--format text|markdown]` compares two `catalog.json` files; the Markdown
+//!   form is a changelog for a release note or a pull-request comment
+//!   ([`Report::to_markdown`]).
+//!
+//! `check` also warns, without failing, about an event nobody consumes and a consumer of an
+//! event nobody produces ([`Catalog::warnings`]). Producers are an event's `source` and the
+//! services that declare it with [`event_core::produces!`].
 //!
 //! Exit codes: 0 success, 1 check or diff failed, 2 usage or input error
 //! ([`EXIT_OK`], [`EXIT_FAILED`], [`EXIT_ERROR`]).
 //!
 //! # What is generated
 //!
-//! - `README.md`: the index of events (type, version, description, aggregate, source,
-//!   consumers) and a Mermaid diagram of sources → events → consumers;
+//! - `README.md`: the index of events (type, version, description, aggregate, producers,
+//!   consumers) and a Mermaid diagram of producers → events → consumers;
 //! - `events/<name>.v<N>.md`: description, metadata, the field table (nested objects
-//!   flattened as `a.b`, array items as `a[]`, enum values listed), an example payload
-//!   synthesised from the schema, and the schema;
+//!   flattened as `a.b`, array items as `a[]`, enum values listed), the version history
+//!   (each step's upcast, field changes and compatibility verdict: [`Catalog::history`]),
+//!   an example payload synthesised from the schema, and the schema;
 //! - `catalog.json`: `{"format":1,"events":[...]}` with the keys of [`CatalogEvent`], sorted
 //!   by name then version: the input of `check` and `diff`;
 //! - `schemas/<name>.v<N>.json`: each payload schema (JSON Schema 2020-12, as schemars emits
@@ -104,11 +111,14 @@
 #![warn(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
 
+mod changelog;
 mod check;
 mod cli;
 mod compat;
+mod coverage;
 mod draft07;
 mod error;
+mod history;
 mod json;
 mod model;
 mod render;
@@ -120,7 +130,9 @@ mod write;
 pub use check::{StaleFile, Staleness};
 pub use cli::{EXIT_ERROR, EXIT_FAILED, EXIT_OK, main};
 pub use compat::{Breaks, Finding, Mode, Profile, Report, Rule};
+pub use coverage::Warning;
 pub use error::CatalogError;
+pub use history::{FieldChange, VersionStep};
 pub use model::{Catalog, CatalogEvent, Deprecation, FORMAT, Upcast, UpcastBy};
 pub use render::{Rendered, schema_id};
 pub use testing::{BLESS_ENV, assert_catalog_current};

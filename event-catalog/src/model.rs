@@ -66,6 +66,11 @@ pub struct CatalogEvent {
     pub aggregate: Option<String>,
     /// The consumers whose `#[union(consumer = "...")]` accepts this event, sorted.
     pub consumers: Vec<String>,
+    /// The services other than `source` that publish this event, declared in code with
+    /// [`event_core::produces!`], sorted; left out of `catalog.json` when empty. See
+    /// [`producers`](CatalogEvent::producers) for every producer, `source` included.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", rename = "producers")]
+    pub declared_producers: Vec<String>,
     /// The JSON name of the partition key field.
     pub partition_key: Option<String>,
     /// The JSON names of the personal-data fields.
@@ -215,7 +220,7 @@ impl PartialEq for CatalogEvent {
             &other.deprecated,
             &other.upcasts,
             &other.schema,
-        )
+        ) && self.declared_producers == other.declared_producers
     }
 }
 
@@ -246,6 +251,10 @@ impl CatalogEvent {
             source: descriptor.source().map(str::to_owned),
             aggregate: descriptor.aggregate().map(str::to_owned),
             consumers,
+            declared_producers: event_core::producers_of(descriptor.name(), descriptor.version())
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
             partition_key: descriptor.partition_key().map(str::to_owned),
             pii: descriptor.pii().iter().map(|&f| f.to_owned()).collect(),
             deprecated,
@@ -257,6 +266,17 @@ impl CatalogEvent {
                     .to_value(),
             )),
         }
+    }
+
+    /// Every service that publishes this event: its `source` and the
+    /// [declared producers](CatalogEvent::declared_producers), sorted, each once.
+    pub fn producers(&self) -> Vec<&str> {
+        collect_sorted(
+            self.source
+                .as_deref()
+                .into_iter()
+                .chain(self.declared_producers.iter().map(String::as_str)),
+        )
     }
 
     /// `name.vN`, the stem of the event's file names (`events/order.created.v1.md`).
@@ -320,13 +340,16 @@ impl Catalog {
 
     /// A catalog of these events, sorted by (name, version); with duplicates, the last wins.
     ///
-    /// Each event's `consumers` and `pii` are kept as given, and `consumers` sorted.
+    /// Each event's `pii` is kept as given; `consumers` and `declared_producers` are sorted,
+    /// each once.
     pub fn from_events(events: impl IntoIterator<Item = CatalogEvent>) -> Self {
         let mut events: Vec<CatalogEvent> = events
             .into_iter()
             .map(|mut event| {
                 event.consumers.sort();
                 event.consumers.dedup();
+                event.declared_producers.sort();
+                event.declared_producers.dedup();
                 event.schema = json::canonical(event.schema);
                 event
             })
@@ -419,6 +442,11 @@ impl Catalog {
     /// The aggregates, sorted, each once.
     pub fn aggregates(&self) -> Vec<&str> {
         collect_sorted(self.events.iter().filter_map(|e| e.aggregate.as_deref()))
+    }
+
+    /// Every producer (sources and declared producers), sorted, each once.
+    pub fn producers(&self) -> Vec<&str> {
+        collect_sorted(self.events.iter().flat_map(CatalogEvent::producers))
     }
 
     /// The consumers, sorted, each once.

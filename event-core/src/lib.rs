@@ -106,6 +106,7 @@ pub(crate) mod bus;
 mod envelope;
 mod event;
 pub mod privacy;
+mod producer;
 mod registry;
 pub mod store;
 pub mod testing;
@@ -128,6 +129,7 @@ pub use envelope::{
     UNKNOWN_SOURCE, dataschema,
 };
 pub use event::{DomainEvent, EventDescriptor};
+pub use producer::producers_of;
 pub use registry::{BrokenChain, DuplicateEvent, Registry, RegistryError, register, registry};
 pub use smol_str::SmolStr;
 pub use union::{DecodeError, EventUnion, consumers_of};

@@ -18,6 +18,7 @@ pub use serde_json;
 pub use std::string::{String, ToString};
 
 pub use crate::event::DescriptorParts;
+pub use crate::producer::ProducerRegistration;
 pub use crate::registry::Registration;
 pub use crate::union::ConsumerRegistration;
 

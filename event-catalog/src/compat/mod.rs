@@ -275,6 +275,17 @@ impl Catalog {
     }
 }
 
+/// The findings between two schemas of one event, as [`Catalog::compare`] judges one
+/// (name, version) present in both catalogs; also used between consecutive versions.
+pub(crate) fn compare_versions(
+    old: &CatalogEvent,
+    new: &CatalogEvent,
+    mode: Mode,
+    profile: Profile,
+) -> Vec<Finding> {
+    rules::compare_event(old, new, mode, profile)
+}
+
 fn version_removed(old: &CatalogEvent, new: &Catalog) -> Finding {
     let newer = new
         .events()

@@ -1,5 +1,5 @@
 //! `asyncapi.json`: an AsyncAPI 3.0.0 document with a channel and a message per event
-//! (name and version), a `send` operation for its source and a `receive` operation for each
+//! (name and version), a `send` operation for its source and for each declared producer, and a `receive` operation for each
 //! consumer.
 //!
 //! Payloads are the draft-07 form of the schema ([`CatalogEvent::schema_draft07`]) in a
@@ -40,6 +40,12 @@ pub(super) fn render(catalog: &Catalog) -> String {
             operations.insert(
                 format!("{id}.send"),
                 operation("send", source, event, &channel_ref, &channel_message_ref),
+            );
+        }
+        for producer in &event.declared_producers {
+            operations.insert(
+                format!("{id}.send.{}", key(producer)),
+                operation("send", producer, event, &channel_ref, &channel_message_ref),
             );
         }
         for consumer in &event.consumers {

@@ -40,6 +40,7 @@ fn write(out: &mut String, catalog: &Catalog, event: &CatalogEvent) -> std::fmt:
         "| Aggregate | {} |",
         cell(event.aggregate.as_deref().unwrap_or("-"))
     )?;
+    writeln!(out, "| Producers | {} |", cell(&list(&event.producers())))?;
     writeln!(out, "| Consumers | {} |", cell(&list(&event.consumers)))?;
     let key = event
         .partition_key
@@ -92,6 +93,11 @@ fn write(out: &mut String, catalog: &Catalog, event: &CatalogEvent) -> std::fmt:
         }
     }
 
+    writeln!(
+        out,
+        "\n{}",
+        crate::history::markdown(catalog, &event.name).trim_end()
+    )?;
     writeln!(out, "\n## Example payload\n")?;
     writeln!(
         out,

@@ -1,4 +1,4 @@
-//! `README.md`: the index of events and a Mermaid diagram of sources → events → consumers.
+//! `README.md`: the index of events and a Mermaid diagram of producers → events → consumers.
 
 use super::{EVENTS_DIR, cell, list, summary};
 use crate::model::{Catalog, CatalogEvent};
@@ -24,17 +24,17 @@ fn write(out: &mut String, catalog: &Catalog) -> std::fmt::Result {
     )?;
     writeln!(
         out,
-        "{} events ({deprecated} deprecated), {} sources, {} consumers. Machine-readable: \
+        "{} events ({deprecated} deprecated), {} producers, {} consumers. Machine-readable: \
          [`catalog.json`](catalog.json), [`asyncapi.json`](asyncapi.json) (AsyncAPI 3.0) and \
          one JSON Schema per event under [`schemas/`](schemas/).\n",
         events.len(),
-        catalog.sources().len(),
+        catalog.producers().len(),
         catalog.consumers().len(),
     )?;
     writeln!(out, "## Events\n")?;
     writeln!(
         out,
-        "| Type | Version | Description | Aggregate | Source | Consumers |"
+        "| Type | Version | Description | Aggregate | Producers | Consumers |"
     )?;
     writeln!(out, "|---|---|---|---|---|---|")?;
     for event in events {
@@ -45,7 +45,7 @@ fn write(out: &mut String, catalog: &Catalog) -> std::fmt::Result {
         };
         writeln!(
             out,
-            "| [`{name}`]({EVENTS_DIR}/{stem}.md) | {version}{mark} | {description} | {aggregate} | {source} | {consumers} |",
+            "| [`{name}`]({EVENTS_DIR}/{stem}.md) | {version}{mark} | {description} | {aggregate} | {producers} | {consumers} |",
             name = event.name,
             stem = event.file_stem(),
             version = event.version,
@@ -54,7 +54,7 @@ fn write(out: &mut String, catalog: &Catalog) -> std::fmt::Result {
                 .as_deref()
                 .map_or_else(|| "-".to_owned(), summary),
             aggregate = cell(event.aggregate.as_deref().unwrap_or("-")),
-            source = cell(event.source.as_deref().unwrap_or("-")),
+            producers = cell(&list(&event.producers())),
             consumers = cell(&list(&event.consumers)),
         )?;
     }
@@ -64,8 +64,13 @@ fn write(out: &mut String, catalog: &Catalog) -> std::fmt::Result {
         "Who publishes each event (left) and who consumes it (right).\n"
     )?;
     writeln!(out, "```mermaid\nflowchart LR")?;
-    for source in catalog.sources() {
-        writeln!(out, "    {}[\"{}\"]", node_id("src", source), label(source))?;
+    for producer in catalog.producers() {
+        writeln!(
+            out,
+            "    {}[\"{}\"]",
+            node_id("src", producer),
+            label(producer)
+        )?;
     }
     for event in events {
         writeln!(
@@ -85,11 +90,11 @@ fn write(out: &mut String, catalog: &Catalog) -> std::fmt::Result {
         )?;
     }
     for event in events {
-        if let Some(source) = &event.source {
+        for producer in event.producers() {
             writeln!(
                 out,
                 "    {} --> {}",
-                node_id("src", source),
+                node_id("src", producer),
                 event_id(event)
             )?;
         }

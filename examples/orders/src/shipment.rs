@@ -113,3 +113,7 @@ pub struct ShipmentDelivered {
     /// When the parcel was delivered (RFC 3339).
     pub delivered_at: String,
 }
+
+// The carrier's webhook publishes the tracking updates itself (the flow plays it), so the
+// catalog lists it beside `shipments-service` as a producer of these two.
+event_core::produces!("carrier-webhook": ShipmentInTransit, ShipmentDelivered);

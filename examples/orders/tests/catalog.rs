@@ -180,8 +180,8 @@ fn asyncapi_has_a_channel_and_message_per_event_and_resolving_operations() {
             message["payload"]["schemaFormat"],
             "application/schema+json;version=draft-07"
         );
-        if let Some(source) = &event.source {
-            expected_ops.insert((id.clone(), "send".to_owned(), source.clone()));
+        for producer in event.producers() {
+            expected_ops.insert((id.clone(), "send".to_owned(), producer.to_owned()));
         }
         for consumer in &event.consumers {
             expected_ops.insert((id.clone(), "receive".to_owned(), consumer.clone()));

@@ -135,9 +135,91 @@ fn generate_then_check_is_current_and_a_rerun_writes_nothing() {
     let check = run(&["check", "--out", s(&out)]);
     assert_eq!(check.code, 0, "{}{}", check.stdout, check.stderr);
     assert!(
-        check.stdout.contains("is current (17 events)"),
+        check
+            .stdout
+            .contains("is current (17 events, 4 warning(s))"),
         "{}",
         check.stdout
+    );
+    // Warnings, which do not fail the check: the flow's last steps have no subscriber.
+    let warnings: Vec<&str> = check
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("warning: "))
+        .collect();
+    assert_eq!(warnings.len(), 4, "{}", check.stdout);
+    for event in [
+        "invoice.partially_paid",
+        "order.payment_processing",
+        "shipment.in_transit",
+        "shipment.ready",
+    ] {
+        assert!(
+            warnings.contains(&format!("warning: nobody consumes `{event}`: no `#[union(consumer = \"...\")]` linked into this binary accepts any of its versions").as_str()),
+            "{}",
+            check.stdout
+        );
+    }
+}
+
+#[test]
+fn diff_as_markdown_writes_a_changelog() {
+    let dir = generated("changelog");
+    let new = catalog_dir(&dir).join("catalog.json");
+    let same = run(&["diff", s(&new), s(&new), "--format", "markdown"]);
+    assert_eq!(
+        (same.code, same.stdout.as_str()),
+        (0, "# Event changes\n\nNo changes.\n")
+    );
+
+    // The older release: no invoice.issued v2 yet, v1 not deprecated, order.paid without
+    // paid_at.
+    let old = dir.path().join("old.json");
+    let mut doc: Value = serde_json::from_str(&std::fs::read_to_string(&new).unwrap()).unwrap();
+    let events = doc["events"].as_array_mut().unwrap();
+    events.retain(|e| !(e["name"] == "invoice.issued" && e["version"] == 2));
+    for event in events.iter_mut() {
+        if event["name"] == "invoice.issued" {
+            event["deprecated"] = Value::Bool(false);
+        }
+    }
+    std::fs::write(&old, serde_json::to_string_pretty(&doc).unwrap() + "\n").unwrap();
+    edit_schema(&old, "order.paid", 1, without_paid_at);
+
+    let changelog = run(&["diff", s(&old), s(&new), "--format", "markdown"]);
+    assert_eq!(
+        changelog.code, 1,
+        "breaking: {}{}",
+        changelog.stdout, changelog.stderr
+    );
+    let text = changelog.stdout;
+    assert!(
+        text.starts_with("# Event changes\n\n0 new event(s), 1 new version(s), 1 deprecated, 0 removed, 1 breaking change(s).\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("## Breaking changes\n\n- `order.paid` v1, `paid_at`: "),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "(rule `required-property-added`; new readers cannot read old events). Fix: "
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("## New versions\n\n- `invoice.issued` v2 (v1 read through `previous` and `From`)\n  - `amount` removed (was number (double))\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("## Deprecated\n\n- `invoice.issued` v1: floating-point amounts lose cents"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "## Other changes\n\n- `order.paid` v1: schema changed (breaking, see above)\n"
+        ),
+        "{text}"
     );
 }
 
