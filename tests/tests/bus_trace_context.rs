@@ -60,10 +60,14 @@ impl Telemetry {
         let tracer = provider.tracer("bus_trace_context");
         let subscriber =
             tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(tracer));
+        let guard = tracing::subscriber::set_default(subscriber);
+        // Tests run side by side: a callsite another thread was registering while this
+        // subscriber was being registered may be cached as of interest to no one. Ask again.
+        tracing::callsite::rebuild_interest_cache();
         Telemetry {
             exporter,
             _provider: provider,
-            _guard: tracing::subscriber::set_default(subscriber),
+            _guard: guard,
         }
     }
 

@@ -320,6 +320,11 @@ fn log_lines_and_spans_show_no_pii() {
     let log = Log::default();
     let lines = log.0.clone();
     let _guard = tracing::subscriber::set_default(log);
+    // Another test's thread may have been registering one of the bus's callsites (first
+    // use) while this subscriber was being registered: tracing-core can then cache that
+    // callsite as of interest to no one, and this test would record nothing. Ask every
+    // callsite again now that this subscriber exists.
+    tracing::callsite::rebuild_interest_cache();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
