@@ -3,12 +3,22 @@
 //! In MDX, `<` opens JSX and `{` an expression, a line starting with `import ` or `export `
 //! is an ES module statement, and EventCatalog's remark-directive reads `:name` as a
 //! directive: any of them in a doc comment would break the build or swallow text. Outside
-//! code spans and fenced code blocks (where MDX reads nothing), these are escaped with a
-//! backslash (`\<`, `\{`, `\:`...), which Markdown renders as the character itself; the
+//! code spans and fenced code blocks (where MDX reads nothing), `<`, `>`, `{` and `}` become
+//! character references (`&lt;`, `&gt;`, `&#123;`, `&#125;`: a backslash would end up inside
+//! a bare URL, as GFM links `https://...` up to the next space) and a directive's `:` is
+//! escaped (`\:`) except in a URL; Markdown renders them as the characters themselves. The
 //! rest of the Markdown (emphasis, links, lists, code) is kept.
 
-/// Characters escaped wherever they appear in prose.
-const SPECIAL: [char; 4] = ['<', '>', '{', '}'];
+/// The character reference of a character MDX reads as JSX or an expression.
+fn reference(c: char) -> Option<&'static str> {
+    match c {
+        '<' => Some("&lt;"),
+        '>' => Some("&gt;"),
+        '{' => Some("&#123;"),
+        '}' => Some("&#125;"),
+        _ => None,
+    }
+}
 
 /// A description or any block of Markdown: prose escaped, fenced code blocks and code spans
 /// kept as written, `>` kept where it marks a block quote.
@@ -158,20 +168,34 @@ fn escape_prose(prose: &str, pipes: bool) -> String {
                 out.push(c);
             }
             '>' if line_prefix => out.push(c),
-            c if SPECIAL.contains(&c) || (pipes && c == '|') => {
-                out.push('\\');
-                out.push(c);
-            }
+            '|' if pipes => out.push_str("\\|"),
             // `:name` is a text directive, `::name` and `:::` at a line's start open or close
-            // directive blocks.
-            ':' if at_line_start || chars.get(i + 1).is_some_and(char::is_ascii_alphabetic) => {
+            // directive blocks; a bare URL is a link before any directive is looked for.
+            ':' if at_line_start
+                || (chars.get(i + 1).is_some_and(char::is_ascii_alphabetic)
+                    && !in_url(&chars, i)) =>
+            {
                 out.push_str("\\:");
             }
-            c => out.push(c),
+            c => match reference(c) {
+                Some(escaped) => out.push_str(escaped),
+                None => out.push(c),
+            },
         }
         i += 1;
     }
     out
+}
+
+/// Whether the `:` at `i` is part of a URL: its word (since the last whitespace) holds `://`
+/// up to or at it.
+fn in_url(chars: &[char], i: usize) -> bool {
+    let start = chars[..i]
+        .iter()
+        .rposition(|c| c.is_whitespace())
+        .map_or(0, |p| p + 1);
+    let word: String = chars[start..chars.len().min(i + 3)].iter().collect();
+    word.contains("://")
 }
 
 /// Whether the text starts with the `import` or `export` keyword followed by a space or the
@@ -228,8 +252,8 @@ mod tests {
     #[test]
     fn jsx_expressions_and_directives_are_escaped_in_prose() {
         assert_eq!(
-            text("A list<string> of {ids} as a:b, at 12:30, see https://x.y"),
-            "A list\\<string\\> of \\{ids\\} as a\\:b, at 12:30, see https://x.y"
+            text("A list<string> of {ids} as a:b, at 12:30, see https://u:p@x.y/{id}"),
+            "A list&lt;string&gt; of &#123;ids&#125; as a\\:b, at 12:30, see https://u:p@x.y/&#123;id&#125;"
         );
     }
 
@@ -242,14 +266,19 @@ mod tests {
         let fenced = "Before <a>\n\n```rust\nlet x: Vec<u8> = {};\n```\nAfter {b}\n";
         assert_eq!(
             text(fenced),
-            "Before \\<a\\>\n\n```rust\nlet x: Vec<u8> = {};\n```\nAfter \\{b\\}\n"
+            "Before &lt;a&gt;\n\n```rust\nlet x: Vec<u8> = {};\n```\nAfter &#123;b&#125;\n"
         );
         // an unclosed fence runs to the end, as in CommonMark
         assert_eq!(text("~~~\n<x>\n"), "~~~\n<x>\n");
         // an unmatched backtick is literal, and what follows is prose
-        assert_eq!(text("a ` <b>"), "a ` \\<b\\>");
+        assert_eq!(text("a ` <b>"), "a ` &lt;b&gt;");
         // a code span does not cross a blank line
-        assert_eq!(text("a `b\n\nc <d>` e"), "a `b\n\nc \\<d\\>` e");
+        assert_eq!(text("a `b\n\nc <d>` e"), "a `b\n\nc &lt;d&gt;` e");
+    }
+
+    #[test]
+    fn markdown_escapes_are_kept_whole() {
+        assert_eq!(text(r"a \{ b \\{ c \* d \x"), r"a \{ b \\&#123; c \* d \x");
     }
 
     #[test]
@@ -261,24 +290,19 @@ mod tests {
     fn block_quotes_stay_and_module_statements_do_not_start_a_line() {
         assert_eq!(
             text("> quoted <x>\n> > nested"),
-            "> quoted \\<x\\>\n> > nested"
+            "> quoted &lt;x&gt;\n> > nested"
         );
         assert_eq!(
             text("import the data\nexport {x}\nimports and exporters"),
-            "&#105;mport the data\n&#101;xport \\{x\\}\nimports and exporters"
+            "&#105;mport the data\n&#101;xport &#123;x&#125;\nimports and exporters"
         );
-    }
-
-    #[test]
-    fn markdown_escapes_are_kept_whole() {
-        assert_eq!(text(r"a \{ b \\{ c \* d \x"), r"a \{ b \\\{ c \* d \x");
     }
 
     #[test]
     fn cells_are_one_line_with_pipes_escaped() {
         assert_eq!(
             cell("First <a> | b.\n\nSecond `x|y`\nline."),
-            "First \\<a\\> \\| b.<br /><br />Second `x\\|y` line."
+            "First &lt;a&gt; \\| b.<br /><br />Second `x\\|y` line."
         );
         assert_eq!(cell(""), "");
         assert_eq!(cell(r"a \| b \\| c"), r"a \| b \\\| c");
