@@ -17,7 +17,8 @@ pub struct WriteSummary {
     pub written: Vec<String>,
     /// Files already up to date, left untouched.
     pub unchanged: Vec<String>,
-    /// Files of events no longer in the catalog, deleted.
+    /// Files the format owns but no longer renders (of events, services or domains that are
+    /// gone), deleted.
     pub removed: Vec<String>,
 }
 
