@@ -21,7 +21,8 @@ step "install what the tests need"
 # binaries (tests/src/postgres_server.rs); they never use a server already running.
 # The Redis transport's tests start their own redis-server the same way
 # (tests/src/redis_server.rs). The AsyncAPI check runs the official parser on node
-# (scripts/check-asyncapi.sh).
+# (scripts/check-asyncapi.sh); the EventCatalog check installs its own pinned packages, and a
+# Node.js 22 for the site build, from the npm registry (scripts/check-eventcatalog.sh).
 MISSING=()
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || MISSING+=(postgresql)
 command -v redis-server >/dev/null || MISSING+=(redis-server)
@@ -88,3 +89,6 @@ cargo run --locked -q -p saas >/dev/null
 
 step "the example's AsyncAPI document, through the official AsyncAPI parser (node)"
 scripts/check-asyncapi.sh examples/orders/catalog/asyncapi.json
+
+step "the example's EventCatalog folder, through EventCatalog's linter and site build (node)"
+scripts/check-eventcatalog.sh examples/orders/eventcatalog

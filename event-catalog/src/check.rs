@@ -2,8 +2,8 @@
 //! in a directory.
 
 use crate::error::CatalogError;
+use crate::format::Format;
 use crate::model::Catalog;
-use crate::write::owned_files;
 use std::fmt;
 use std::path::Path;
 
@@ -15,8 +15,8 @@ pub struct Staleness {
     pub stale: Vec<StaleFile>,
     /// Files the catalog renders that are not in the directory.
     pub missing: Vec<String>,
-    /// Files of the catalog's layout (`events/*.md`, `schemas/*.json`) that it no longer
-    /// renders: events that are gone.
+    /// Files the format owns (in [`Format::Catalog`], `events/*.md` and `schemas/*.json`) that
+    /// the catalog no longer renders: events, services or domains that are gone.
     pub extra: Vec<String>,
 }
 
@@ -52,7 +52,7 @@ impl fmt::Display for Staleness {
             writeln!(f, "missing: {path}")?;
         }
         for path in &self.extra {
-            writeln!(f, "extra:   {path} (its event is gone)")?;
+            writeln!(f, "extra:   {path} (no longer generated)")?;
         }
         Ok(())
     }
@@ -83,8 +83,25 @@ impl Catalog {
     ///
     /// [`CatalogError::Read`] when a file exists but cannot be read.
     pub fn staleness(&self, dir: impl AsRef<Path>) -> Result<Staleness, CatalogError> {
+        self.staleness_as(dir, Format::Catalog)
+    }
+
+    /// Compares the files in `dir` with what [`write_as`](Catalog::write_as) would write in
+    /// `format`: [`staleness`](Catalog::staleness) for any format. Only the files the format
+    /// owns are compared; with [`Format::EventCatalog`], `eventcatalog.config.js` and the other
+    /// project files are the user's and never compared, and the pages written by hand are not
+    /// reported as extra.
+    ///
+    /// # Errors
+    ///
+    /// [`CatalogError::Read`] when a file or folder exists but cannot be read.
+    pub fn staleness_as(
+        &self,
+        dir: impl AsRef<Path>,
+        format: Format,
+    ) -> Result<Staleness, CatalogError> {
         let dir = dir.as_ref();
-        let rendered = self.render();
+        let rendered = self.render_as(format);
         let mut staleness = Staleness::default();
         for (relative, expected) in rendered.iter() {
             let path = dir.join(relative);
@@ -102,7 +119,8 @@ impl Catalog {
                 Err(source) => return Err(CatalogError::Read { path, source }),
             }
         }
-        staleness.extra = owned_files(dir)?
+        staleness.extra = format
+            .owned_files(dir)?
             .into_iter()
             .filter(|relative| rendered.get(relative).is_none())
             .collect();

@@ -3,6 +3,7 @@
 
 use crate::compat::{Mode, Profile};
 use crate::error::CatalogError;
+use crate::format::Format;
 use crate::model::Catalog;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::error::Error;
@@ -32,20 +33,26 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Writes the catalog to DIR: README.md, events/*.md, catalog.json, schemas/*.json,
-    /// asyncapi.json. Deletes the pages and schemas of events that are gone.
+    /// asyncapi.json (or, with --format eventcatalog, an EventCatalog project folder). Deletes
+    /// the files of events that are gone.
     Generate {
         /// The catalog directory.
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
         #[command(flatten)]
+        format: FormatArgs,
+        #[command(flatten)]
         wire: WireArgs,
     },
     /// Fails when DIR is stale, or when a schema changed incompatibly against DIR/catalog.json
-    /// without a version bump.
+    /// without a version bump. With --format eventcatalog, DIR has no catalog.json: only
+    /// staleness is checked, and --mode and --strict do not apply.
     Check {
         /// The catalog directory.
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+        #[command(flatten)]
+        format: FormatArgs,
         #[command(flatten)]
         wire: WireArgs,
         #[command(flatten)]
@@ -65,6 +72,40 @@ enum Command {
         #[command(flatten)]
         compat: CompatArgs,
     },
+}
+
+#[derive(Debug, clap::Args)]
+struct FormatArgs {
+    /// The layout of DIR: catalog (README.md, events/*.md, catalog.json, schemas/*.json,
+    /// asyncapi.json) or eventcatalog (an EventCatalog project: events/, services/, domains/
+    /// as MDX; eventcatalog.config.js, package.json, .eventcatalogrc.js and .gitignore are
+    /// written only when absent, and never checked).
+    #[arg(long, value_enum, default_value_t = FormatArg::Catalog)]
+    format: FormatArg,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum FormatArg {
+    Catalog,
+    #[value(name = "eventcatalog")]
+    EventCatalog,
+}
+
+impl FormatArgs {
+    fn format(&self) -> Format {
+        match self.format {
+            FormatArg::Catalog => Format::Catalog,
+            FormatArg::EventCatalog => Format::EventCatalog,
+        }
+    }
+
+    /// The `--format` argument to repeat in a hint, empty for the default.
+    fn flag(&self) -> &'static str {
+        match self.format {
+            FormatArg::Catalog => "",
+            FormatArg::EventCatalog => "--format eventcatalog ",
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -130,12 +171,14 @@ impl CompatArgs {
 ///
 /// Commands:
 ///
-/// - `generate --out DIR [--sealed-pii]` writes the catalog (nothing is written if
-///   rendering fails, or no events are linked); `--sealed-pii` describes PII fields as
+/// - `generate --out DIR [--format catalog|eventcatalog] [--sealed-pii]` writes the catalog
+///   (nothing is written if rendering fails, or no events are linked) in this crate's layout
+///   or as an EventCatalog project ([`Format`]); `--sealed-pii` describes PII fields as
 ///   field encryption puts them on the wire ([`Catalog::sealed_pii`]);
-/// - `check --out DIR [--sealed-pii] [--mode backward|forward|full] [--strict]` fails when DIR is stale, or
-///   when an event version in both DIR/catalog.json and the binary changed incompatibly, or
-///   when one disappeared without being deprecated first;
+/// - `check --out DIR [--format catalog|eventcatalog] [--sealed-pii] [--mode backward|forward|full] [--strict]`
+///   fails when DIR is stale, or when an event version in both DIR/catalog.json and the
+///   binary changed incompatibly, or when one disappeared without being deprecated first
+///   (with `--format eventcatalog`, staleness only: the folder has no `catalog.json`);
 /// - `diff OLD NEW [--format text|markdown] [--mode ...] [--strict]` compares two
 ///   `catalog.json` files; `--format markdown` writes a changelog
 ///   ([`Report::to_markdown`](crate::Report::to_markdown)).
@@ -170,8 +213,13 @@ pub fn main() -> ExitCode {
 
 fn run(command: &Command) -> Result<u8, CatalogError> {
     match command {
-        Command::Generate { out, wire } => generate(out, wire),
-        Command::Check { out, wire, compat } => check(out, wire, compat),
+        Command::Generate { out, format, wire } => generate(out, format, wire),
+        Command::Check {
+            out,
+            format,
+            wire,
+            compat,
+        } => check(out, format, wire, compat),
         Command::Diff {
             old,
             new,
@@ -214,11 +262,11 @@ fn linked(wire: &WireArgs) -> Result<Option<Catalog>, CatalogError> {
     Ok(Some(catalog))
 }
 
-fn generate(out: &Path, wire: &WireArgs) -> Result<u8, CatalogError> {
+fn generate(out: &Path, format: &FormatArgs, wire: &WireArgs) -> Result<u8, CatalogError> {
     let Some(catalog) = linked(wire)? else {
         return Ok(EXIT_ERROR);
     };
-    let summary = catalog.write_to(out)?;
+    let summary = catalog.write_as(out, format.format())?;
     println!(
         "{} events: {} files written, {} unchanged, {} removed in {}",
         catalog.events().len(),
@@ -233,22 +281,43 @@ fn generate(out: &Path, wire: &WireArgs) -> Result<u8, CatalogError> {
     Ok(EXIT_OK)
 }
 
-fn check(out: &Path, wire: &WireArgs, compat: &CompatArgs) -> Result<u8, CatalogError> {
+fn check(
+    out: &Path,
+    format: &FormatArgs,
+    wire: &WireArgs,
+    compat: &CompatArgs,
+) -> Result<u8, CatalogError> {
     let Some(catalog) = linked(wire)? else {
         return Ok(EXIT_ERROR);
     };
+    let staleness = catalog.staleness_as(out, format.format())?;
+    let stale = |staleness: &crate::check::Staleness| {
+        println!(
+            "the catalog in {} is stale: run `generate {}--out {}`",
+            out.display(),
+            format.flag(),
+            out.display()
+        );
+        print!("{staleness}");
+    };
+    if format.format() == Format::EventCatalog {
+        if !staleness.is_current() {
+            stale(&staleness);
+            return Ok(EXIT_FAILED);
+        }
+        println!(
+            "the EventCatalog folder {} is current ({} events)",
+            out.display(),
+            catalog.events().len()
+        );
+        return Ok(EXIT_OK);
+    }
     let committed = Catalog::read(out.join("catalog.json"))?;
-    let staleness = catalog.staleness(out)?;
     let report = Catalog::compare(&committed, &catalog, compat.mode(), compat.profile());
     let mut failed = false;
     if !staleness.is_current() {
         failed = true;
-        println!(
-            "the catalog in {} is stale: run `generate --out {}`",
-            out.display(),
-            out.display()
-        );
-        print!("{staleness}");
+        stale(&staleness);
     }
     if !report.is_compatible() {
         failed = true;

@@ -2,20 +2,23 @@
 //! replaced whole, stale files of removed events deleted.
 
 use crate::error::CatalogError;
+use crate::format::Format;
 use crate::model::Catalog;
 use crate::render::{EVENTS_DIR, Rendered, SCHEMAS_DIR};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-/// What [`Catalog::write_to`] changed.
+/// What [`Catalog::write_to`] or [`Catalog::write_as`] changed.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct WriteSummary {
-    /// Files written because they were new or different, relative to the directory.
+    /// Files written because they were new or different, relative to the directory; with
+    /// [`Format::EventCatalog`], also the project files created because they were absent.
     pub written: Vec<String>,
     /// Files already up to date, left untouched.
     pub unchanged: Vec<String>,
-    /// Files of events no longer in the catalog, deleted.
+    /// Files the format owns but no longer renders (of events, services or domains that are
+    /// gone), deleted.
     pub removed: Vec<String>,
 }
 
@@ -51,18 +54,60 @@ impl Catalog {
     /// [`CatalogError::Write`] when a directory or file cannot be written,
     /// [`CatalogError::Read`] when an existing directory cannot be listed.
     pub fn write_to(&self, dir: impl AsRef<Path>) -> Result<WriteSummary, CatalogError> {
-        write_rendered(&self.render(), dir.as_ref())
+        self.write_as(dir, Format::Catalog)
+    }
+
+    /// Renders the catalog in `format` and writes it to `dir`, creating it if needed:
+    /// [`write_to`](Catalog::write_to) for any format.
+    ///
+    /// The files the format owns are written as `write_to` writes them (rendered in memory
+    /// first, each replaced whole, untouched when already right), and those it owns but no
+    /// longer renders are deleted, with the folders they leave empty. With
+    /// [`Format::EventCatalog`], `eventcatalog.config.js`, `package.json`, `.eventcatalogrc.js`
+    /// and `.gitignore` are written only when absent: they are the user's after that.
+    ///
+    /// ```
+    /// # use event_core::DomainEvent;
+    /// # use schemars::JsonSchema;
+    /// # use serde::{Deserialize, Serialize};
+    /// # /// An order was paid.
+    /// # #[derive(Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
+    /// # #[event(name = "order.paid", source = "payments")]
+    /// # struct OrderPaid { order_id: String }
+    /// use event_catalog::{Catalog, Format};
+    /// let registry = event_core::Registry::from_descriptors([OrderPaid::descriptor()])?;
+    /// let catalog = Catalog::from_registry(&registry);
+    /// let dir = std::env::temp_dir().join(format!("event-catalog-ec-doc-{}", std::process::id()));
+    /// let summary = catalog.write_as(&dir, Format::EventCatalog)?;
+    /// assert!(summary.written.contains(&"events/order.paid/index.mdx".to_owned()));
+    /// assert!(summary.written.contains(&"eventcatalog.config.js".to_owned()));
+    /// assert!(catalog.write_as(&dir, Format::EventCatalog)?.written.is_empty());
+    /// assert!(catalog.staleness_as(&dir, Format::EventCatalog)?.is_current());
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`CatalogError::Write`] when a directory or file cannot be written,
+    /// [`CatalogError::Read`] when an existing directory or page cannot be read.
+    pub fn write_as(
+        &self,
+        dir: impl AsRef<Path>,
+        format: Format,
+    ) -> Result<WriteSummary, CatalogError> {
+        write_rendered(&self.render_as(format), dir.as_ref(), format)
     }
 }
 
-pub(crate) fn write_rendered(
+fn write_rendered(
     rendered: &Rendered,
     dir: &Path,
+    format: Format,
 ) -> Result<WriteSummary, CatalogError> {
     let mut summary = WriteSummary::default();
-    for sub in ["", EVENTS_DIR, SCHEMAS_DIR] {
-        let path = dir.join(sub);
-        fs::create_dir_all(&path).map_err(|source| CatalogError::Write { path, source })?;
+    for sub in format.base_dirs() {
+        create_dir(&dir.join(sub))?;
     }
     for (relative, contents) in rendered.iter() {
         let path = dir.join(relative);
@@ -70,17 +115,54 @@ pub(crate) fn write_rendered(
             summary.unchanged.push(relative.to_owned());
             continue;
         }
+        if let Some(parent) = path.parent() {
+            create_dir(parent)?;
+        }
         replace(&path, contents.as_bytes())?;
         summary.written.push(relative.to_owned());
     }
-    for relative in owned_files(dir)? {
+    for (relative, contents) in format.scaffold() {
+        let path = dir.join(relative);
+        match fs::symlink_metadata(&path) {
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                replace(&path, contents.as_bytes())?;
+                summary.written.push(relative.to_owned());
+            }
+            Err(source) => return Err(CatalogError::Read { path, source }),
+            Ok(_) => {}
+        }
+    }
+    for relative in format.owned_files(dir)? {
         if rendered.get(&relative).is_none() {
             let path = dir.join(&relative);
             fs::remove_file(&path).map_err(|source| CatalogError::Write { path, source })?;
+            remove_empty_parents(dir, &relative);
             summary.removed.push(relative);
         }
     }
+    summary.written.sort();
     Ok(summary)
+}
+
+fn create_dir(path: &Path) -> Result<(), CatalogError> {
+    fs::create_dir_all(path).map_err(|source| CatalogError::Write {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Removes the folders of `relative`, deepest first, that its removal left empty, up to (not
+/// including) its top-level folder (`events/`...). Best effort: a folder that is not empty,
+/// or cannot be removed, stays.
+fn remove_empty_parents(dir: &Path, relative: &str) {
+    let mut folders: Vec<&str> = relative.split('/').collect();
+    folders.pop(); // the file
+    while folders.len() > 1 {
+        if fs::remove_dir(dir.join(folders.join("/"))).is_err() {
+            return;
+        }
+        folders.pop();
+    }
 }
 
 /// Writes `contents` beside `path`, then renames it over `path`.

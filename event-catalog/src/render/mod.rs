@@ -4,11 +4,13 @@
 mod asyncapi;
 mod catalog_json;
 mod event_page;
+pub(crate) mod eventcatalog;
 mod example;
 pub(crate) mod fields;
 mod readme;
 mod schemas;
 
+use crate::format::Format;
 use crate::model::Catalog;
 use std::collections::BTreeMap;
 
@@ -61,7 +63,8 @@ impl Rendered {
         self.files.len()
     }
 
-    /// Whether there are no files (never: `README.md` and the JSON documents are always there).
+    /// Whether there are no files (never in [`Format::Catalog`]: `README.md` and the JSON
+    /// documents are always there; in [`Format::EventCatalog`], for a catalog without events).
     pub fn is_empty(&self) -> bool {
         self.files.is_empty()
     }
@@ -72,7 +75,8 @@ impl Rendered {
 }
 
 impl Catalog {
-    /// Renders every file of the catalog in memory; see the crate docs for the layout.
+    /// Renders every file of the catalog in memory, in this crate's own layout
+    /// ([`Format::Catalog`]); see the crate docs for the layout.
     pub fn render(&self) -> Rendered {
         let mut out = Rendered::default();
         out.insert("README.md".to_owned(), readme::render(self));
@@ -87,6 +91,51 @@ impl Catalog {
             out.insert(format!("{SCHEMAS_DIR}/{stem}.json"), schemas::render(event));
         }
         out
+    }
+
+    /// Renders, in memory, every file `format` owns: what
+    /// [`write_as`](Catalog::write_as) writes and [`staleness_as`](Catalog::staleness_as)
+    /// compares. The files [`Format::EventCatalog`] only creates when absent
+    /// (`eventcatalog.config.js`...) are not among them.
+    ///
+    /// ```
+    /// # use event_core::DomainEvent;
+    /// # use schemars::JsonSchema;
+    /// # use serde::{Deserialize, Serialize};
+    /// /// An order was paid.
+    /// #[derive(Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
+    /// #[event(name = "order.paid", source = "payments", aggregate = "order")]
+    /// struct OrderPaid { order_id: String }
+    ///
+    /// use event_catalog::{Catalog, Format};
+    /// let registry = event_core::Registry::from_descriptors([OrderPaid::descriptor()])?;
+    /// let catalog = Catalog::from_registry(&registry);
+    /// assert_eq!(catalog.render_as(Format::Catalog), catalog.render());
+    ///
+    /// let rendered = catalog.render_as(Format::EventCatalog);
+    /// let paths: Vec<&str> = rendered.iter().map(|(path, _)| path).collect();
+    /// assert_eq!(
+    ///     paths,
+    ///     [
+    ///         "domains/order/index.mdx",
+    ///         "events/order.paid/index.mdx",
+    ///         "events/order.paid/schema.json",
+    ///         "services/payments/index.mdx",
+    ///     ]
+    /// );
+    /// let page = rendered.get("events/order.paid/index.mdx").unwrap();
+    /// assert!(page.contains("\nversion: \"1.0.0\"\n"));
+    /// # Ok::<(), event_core::RegistryError>(())
+    /// ```
+    pub fn render_as(&self, format: Format) -> Rendered {
+        match format {
+            Format::Catalog => self.render(),
+            Format::EventCatalog => {
+                let mut out = Rendered::default();
+                eventcatalog::render(self, &mut out);
+                out
+            }
+        }
     }
 }
 

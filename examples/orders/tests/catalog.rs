@@ -1,5 +1,7 @@
-//! The committed event catalog under `catalog/`: it must be current (regenerate with
-//! `EVENT_CATALOG_BLESS=1 cargo test -p orders`), and its documents must be valid.
+//! The committed event catalog under `catalog/`, and the EventCatalog folder under
+//! `eventcatalog/`: both must be current (regenerate with `EVENT_CATALOG_BLESS=1 cargo test -p
+//! orders`), and their documents must be valid. `scripts/check-eventcatalog.sh` lints and
+//! builds the EventCatalog folder with EventCatalog's own tools.
 
 use event_catalog::Catalog;
 use orders::fulfillment::FulfillmentCreated;
@@ -18,6 +20,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 const CATALOG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/catalog");
+const EVENTCATALOG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/eventcatalog");
 
 fn read_json(path: impl AsRef<Path>) -> Value {
     let path = path.as_ref();
@@ -30,6 +33,88 @@ fn read_json(path: impl AsRef<Path>) -> Value {
 #[test]
 fn committed_catalog_is_current() {
     event_catalog::assert_catalog_current(CATALOG);
+}
+
+/// The golden test of the EventCatalog folder: a stale page or schema fails `cargo test`.
+#[test]
+fn committed_eventcatalog_is_current() {
+    event_catalog::assert_eventcatalog_current(EVENTCATALOG);
+}
+
+/// The EventCatalog folder holds the schemas of `catalog/`, an event page per version, and a
+/// service per source and consumer sending and receiving what `catalog.json` says.
+#[test]
+fn the_eventcatalog_folder_matches_the_catalog() {
+    let catalog = Catalog::read(Path::new(CATALOG).join("catalog.json")).unwrap();
+    let root = Path::new(EVENTCATALOG);
+    let mut sends = BTreeSet::new();
+    let mut receives = BTreeSet::new();
+    for event in catalog.events() {
+        let newest = catalog
+            .events()
+            .iter()
+            .filter(|e| e.name == event.name)
+            .all(|e| e.version <= event.version);
+        let folder = if newest {
+            root.join("events").join(&event.name)
+        } else {
+            root.join(format!(
+                "events/{}/versioned/{}.0.0",
+                event.name, event.version
+            ))
+        };
+        let page = std::fs::read_to_string(folder.join("index.mdx")).unwrap();
+        assert!(
+            page.contains(&format!("\nversion: \"{}.0.0\"\n", event.version)),
+            "{}",
+            folder.display()
+        );
+        let schema = read_json(folder.join("schema.json"));
+        let stem = event.file_stem();
+        assert_eq!(
+            schema,
+            read_json(Path::new(CATALOG).join(format!("schemas/{stem}.json"))),
+            "{stem}"
+        );
+        let pointer = (event.name.clone(), format!("{}.0.0", event.version));
+        for producer in event.producers() {
+            sends.insert((producer.to_owned(), pointer.clone()));
+        }
+        for consumer in &event.consumers {
+            receives.insert((consumer.clone(), pointer.clone()));
+        }
+    }
+    let mut found_sends = BTreeSet::new();
+    let mut found_receives = BTreeSet::new();
+    for entry in std::fs::read_dir(root.join("services")).unwrap() {
+        let entry = entry.unwrap();
+        let service = entry.file_name().to_string_lossy().into_owned();
+        let page = std::fs::read_to_string(entry.path().join("index.mdx")).unwrap();
+        let (front, _) = page[4..].split_once("\n---\n").unwrap();
+        let mut list = None;
+        let mut id = String::new();
+        for line in front.lines() {
+            let unquote = |v: &str| v.trim().trim_matches('"').to_owned();
+            match line {
+                "sends:" | "receives:" => list = Some(line.to_owned()),
+                _ if line.starts_with("  - id: ") => id = unquote(&line[8..]),
+                _ if line.starts_with("    version: ") => {
+                    let pointer = (id.clone(), unquote(&line[13..]));
+                    match list.as_deref() {
+                        Some("sends:") => found_sends.insert((service.clone(), pointer)),
+                        _ => found_receives.insert((service.clone(), pointer)),
+                    };
+                }
+                _ => list = None,
+            }
+        }
+    }
+    assert_eq!(found_sends, sends);
+    assert_eq!(found_receives, receives);
+    assert!(receives.contains(&(
+        "notifications".to_owned(),
+        ("invoice.issued".to_owned(), "2.0.0".to_owned())
+    )));
 }
 
 #[test]

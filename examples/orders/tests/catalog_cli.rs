@@ -502,3 +502,95 @@ fn sealed_pii_describes_personal_fields_as_field_encryption_writes_them() {
     let plain = run(&["check", "--out", s(&out)]);
     assert_eq!(plain.code, 1, "{}{}", plain.stdout, plain.stderr);
 }
+
+#[test]
+fn the_eventcatalog_format_generates_checks_and_removes_only_its_own_files() {
+    let dir = TempDir::new("eventcatalog");
+    let out = dir.path().join("eventcatalog");
+    let generate = run(&["generate", "--format", "eventcatalog", "--out", s(&out)]);
+    assert_eq!(generate.code, 0, "{}{}", generate.stdout, generate.stderr);
+    assert!(
+        generate
+            .stdout
+            .contains("17 events: 49 files written, 0 unchanged, 0 removed"),
+        "{}",
+        generate.stdout
+    );
+    assert!(
+        out.join("events/invoice.issued/versioned/1.0.0/index.mdx")
+            .is_file()
+    );
+    assert!(!out.join("catalog.json").exists());
+
+    let check = run(&["check", "--format", "eventcatalog", "--out", s(&out)]);
+    assert_eq!(check.code, 0, "{}{}", check.stdout, check.stderr);
+    assert!(
+        check.stdout.contains("is current (17 events)"),
+        "{}",
+        check.stdout
+    );
+
+    // the config is the user's: edited, it is neither checked nor overwritten
+    let config = out.join("eventcatalog.config.js");
+    std::fs::write(&config, "export default { title: 'Orders' };\n").unwrap();
+    // a generated page of an event that is gone, and a page written by hand
+    let gone = out.join("events/order.refunded");
+    std::fs::create_dir_all(&gone).unwrap();
+    let page = std::fs::read_to_string(out.join("events/order.paid/index.mdx")).unwrap();
+    std::fs::write(
+        gone.join("index.mdx"),
+        page.replace("order.paid", "order.refunded"),
+    )
+    .unwrap();
+    std::fs::write(gone.join("schema.json"), "{}\n").unwrap();
+    let manual = out.join("services/legacy-gateway/index.mdx");
+    std::fs::create_dir_all(manual.parent().unwrap()).unwrap();
+    std::fs::write(&manual, "---\nid: legacy-gateway\n---\n").unwrap();
+
+    let check = run(&["check", "--format", "eventcatalog", "--out", s(&out)]);
+    assert_eq!(check.code, 1, "{}{}", check.stdout, check.stderr);
+    assert!(
+        check
+            .stdout
+            .contains("run `generate --format eventcatalog --out"),
+        "{}",
+        check.stdout
+    );
+    assert!(
+        check
+            .stdout
+            .contains("extra:   events/order.refunded/index.mdx"),
+        "{}",
+        check.stdout
+    );
+    assert!(
+        check
+            .stdout
+            .contains("extra:   events/order.refunded/schema.json"),
+        "{}",
+        check.stdout
+    );
+    assert!(!check.stdout.contains("legacy-gateway"), "{}", check.stdout);
+    assert!(
+        !check.stdout.contains("eventcatalog.config.js"),
+        "{}",
+        check.stdout
+    );
+
+    let generate = run(&["generate", "--format", "eventcatalog", "--out", s(&out)]);
+    assert!(
+        generate
+            .stdout
+            .contains("removed events/order.refunded/index.mdx"),
+        "{}",
+        generate.stdout
+    );
+    assert!(!gone.exists());
+    assert!(manual.is_file());
+    assert_eq!(
+        std::fs::read_to_string(&config).unwrap(),
+        "export default { title: 'Orders' };\n"
+    );
+    let check = run(&["check", "--format", "eventcatalog", "--out", s(&out)]);
+    assert_eq!(check.code, 0, "{}{}", check.stdout, check.stderr);
+}

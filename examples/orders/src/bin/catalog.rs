@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run -p orders --bin catalog -- generate --out examples/orders/catalog
 //! cargo run -p orders --bin catalog -- check --out examples/orders/catalog
+//! cargo run -p orders --bin catalog -- generate --format eventcatalog --out examples/orders/eventcatalog
 //! ```
 
 use orders as _; // link the events
