@@ -92,3 +92,6 @@ scripts/check-asyncapi.sh examples/orders/catalog/asyncapi.json
 
 step "the example's EventCatalog folder, through EventCatalog's linter and site build (node)"
 scripts/check-eventcatalog.sh examples/orders/eventcatalog
+
+step "packages (what cargo publish would upload)"
+scripts/check-package.sh

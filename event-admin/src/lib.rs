@@ -33,6 +33,32 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! # The ops CLI
+//!
+//! [`main`] is the whole CLI; an application builds it as a three-line binary that links its
+//! domain crates, so that the CLI knows their events and which fields are personal data:
+//!
+//! ```no_run
+//! # #![allow(unused_imports)]
+//! # mod my_events {}
+//! use my_events as _; // link the events: a crate nothing references is not linked
+//! fn main() -> std::process::ExitCode { event_admin::main() }
+//! ```
+//!
+//! It runs `subscriptions`, `dlq list|show|redeliver|discard`, `replay NAME --from POS
+//! [--wait]`, `timeline KEY`, `tail [PATTERN]` and `health` against an existing store opened
+//! directly (`--store sqlite:PATH`, `--store postgres:URL`) or a running service's API
+//! (`--url URL`, token from [`TOKEN_ENV`]), printing tables or `--json`. Its exit codes are
+//! [`EXIT_OK`], [`EXIT_FAILED`], [`EXIT_ERROR`] and [`EXIT_UNREACHABLE`].
+//!
+//! # Feature flags
+//!
+//! None. The crate turns on event-core's `sqlite` and `postgres` features, for the CLI's
+//! `--store`; a service's bus may use any store or transport.
+//!
+//! The routes, scopes, metric names and views in full: `docs/design.md` (section
+//! "Operations") in the [repository](https://example.invalid/typed-events).
 
 mod api;
 mod auth;

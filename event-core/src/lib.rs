@@ -52,10 +52,24 @@
 //!   restart or a crash, an inbox claim per subscription and event keeps a redelivered
 //!   event from being handled twice, and dead letters are stored. SQLite is the embedded
 //!   default; PostgreSQL serves several processes.
+//! - Given a [`transport`] ([`EventBusBuilder::transport`]: Redis Streams or NATS
+//!   JetStream), the bus spans processes and machines: a subscription name is a consumer
+//!   group whose members share the events, in order per key, over shards held under leases
+//!   with fencing tokens. With a store as well, the store is the outbox and a relay forwards
+//!   to the broker. Without a broker, [`EventBusBuilder::consumer_groups`] gives the same
+//!   groups to processes sharing one store.
+//! - [`privacy`]: fields marked `#[event(pii)]` are redacted wherever the toolkit prints a
+//!   payload; with [`EventBusBuilder::encrypt_fields`] they are sealed with a key per data
+//!   subject before they reach a store or a broker, and [`EventBus::forget_subject`]
+//!   destroys those keys (crypto-shredding).
 //! - [`testing::HandlerTest`] tests a handler given/when/then, without sleeps, and fails a
 //!   test whose events would change on the wire (a JSON round trip of each).
 //!
-//! The design and its contract, in full: `docs/design.md` in the repository.
+//! Around this crate: [`event-catalog`](https://docs.rs/event-catalog) generates an event
+//! catalog (Markdown, JSON Schema, AsyncAPI) from the registry and gates CI on breaking
+//! schema changes; [`event-admin`](https://docs.rs/event-admin) is the admin HTTP API,
+//! dashboard, Prometheus metrics and ops CLI. The design and its contract, in full:
+//! `docs/design.md` in the [repository](https://example.invalid/typed-events).
 //!
 //! # The registry and linking
 //!
@@ -89,9 +103,9 @@
 //!   `traceparent` is passed on untouched. Depends on the OpenTelemetry API only; the
 //!   application installs the SDK and the layer.
 //!
-//! The in-memory bus needs no feature; it runs on the tokio runtime it is built in. The
-//! [`store::Store`] and [`transport::Transport`] traits are always there, for stores and
-//! brokers of your own.
+//! The in-memory bus, field encryption and the test harness need no feature; the bus runs on
+//! the tokio runtime it is built in. The [`store::Store`] and [`transport::Transport`] traits
+//! are always there, for stores and brokers of your own.
 //!
 //! # Dependencies of a user crate
 //!
@@ -100,6 +114,7 @@
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
 
 pub(crate) mod bus;

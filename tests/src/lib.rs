@@ -31,3 +31,23 @@ pub async fn eventually(limit: Duration, what: &str, mut check: impl FnMut() -> 
 #[doc = include_str!("../../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
+
+/// `event-core`'s README, as crates.io shows it: its example runs as a doctest.
+#[doc = include_str!("../../event-core/README.md")]
+#[cfg(doctest)]
+pub struct EventCoreReadmeDoctests;
+
+/// `event-derive`'s README, as crates.io shows it: its example runs as a doctest.
+#[doc = include_str!("../../event-derive/README.md")]
+#[cfg(doctest)]
+pub struct EventDeriveReadmeDoctests;
+
+/// `event-catalog`'s README, as crates.io shows it: its examples run as doctests.
+#[doc = include_str!("../../event-catalog/README.md")]
+#[cfg(doctest)]
+pub struct EventCatalogReadmeDoctests;
+
+/// `event-admin`'s README, as crates.io shows it: its examples run as doctests.
+#[doc = include_str!("../../event-admin/README.md")]
+#[cfg(doctest)]
+pub struct EventAdminReadmeDoctests;
