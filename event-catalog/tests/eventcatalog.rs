@@ -585,35 +585,3 @@ fn the_formats_own_their_own_files_only() {
         staleness.extra
     );
 }
-
-#[test]
-fn the_script_pins_the_versions_the_package_json_asks_for() {
-    let dir = TempDir::new("pins");
-    Catalog::from_events(Vec::<CatalogEvent>::new())
-        .write_as(&dir.0, Format::EventCatalog)
-        .unwrap();
-    let package: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.0.join("package.json")).unwrap())
-            .unwrap();
-    let script = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../scripts/check-eventcatalog.sh"
-    ))
-    .unwrap();
-    let pin = |name: &str| {
-        script
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{name}=")))
-            .unwrap_or_else(|| panic!("no {name}= in the script"))
-            .trim_matches('"')
-            .to_owned()
-    };
-    assert_eq!(
-        package["dependencies"]["@eventcatalog/core"],
-        pin("CORE_VERSION")
-    );
-    assert_eq!(
-        package["devDependencies"]["@eventcatalog/linter"],
-        pin("LINTER_VERSION")
-    );
-}

@@ -341,3 +341,37 @@ fn a_catalog_read_back_from_catalog_json_renders_the_same_asyncapi() {
     }
     assert_eq!(linked.render(), read.render());
 }
+
+/// The EventCatalog `package.json` the renderer writes asks for the versions
+/// `scripts/check-eventcatalog.sh` installs and validates (here, not in event-catalog's own
+/// tests: the script is not in that crate's package).
+#[test]
+fn the_check_script_pins_the_versions_the_package_json_asks_for() {
+    let dir = std::env::temp_dir().join(format!("orders-eventcatalog-pins-{}", std::process::id()));
+    Catalog::from_events(Vec::new())
+        .write_as(&dir, event_catalog::Format::EventCatalog)
+        .unwrap();
+    let package = read_json(dir.join("package.json"));
+    std::fs::remove_dir_all(&dir).unwrap();
+    let script = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scripts/check-eventcatalog.sh"
+    ))
+    .unwrap();
+    let pin = |name: &str| {
+        script
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("no {name}= in the script"))
+            .trim_matches('"')
+            .to_owned()
+    };
+    assert_eq!(
+        package["dependencies"]["@eventcatalog/core"],
+        pin("CORE_VERSION")
+    );
+    assert_eq!(
+        package["devDependencies"]["@eventcatalog/linter"],
+        pin("LINTER_VERSION")
+    );
+}
