@@ -232,26 +232,18 @@ fn differences(before: &CatalogEvent, after: &CatalogEvent, breaking: bool) -> V
         &mut what,
     );
     moved("personal data", &before.pii, &after.pii, &mut what);
-    if before.source != after.source {
-        what.push(format!(
-            "source: {} → {}",
-            or_none(before.source.as_deref()),
-            or_none(after.source.as_deref())
-        ));
-    }
-    if before.aggregate != after.aggregate {
-        what.push(format!(
-            "aggregate: {} → {}",
-            or_none(before.aggregate.as_deref()),
-            or_none(after.aggregate.as_deref())
-        ));
-    }
-    if before.partition_key != after.partition_key {
-        what.push(format!(
-            "partition key: {} → {}",
-            or_none(before.partition_key.as_deref()),
-            or_none(after.partition_key.as_deref())
-        ));
+    for (label, old, new) in [
+        ("source", &before.source, &after.source),
+        ("aggregate", &before.aggregate, &after.aggregate),
+        ("partition key", &before.partition_key, &after.partition_key),
+    ] {
+        if old != new {
+            what.push(format!(
+                "{label}: {} → {}",
+                or_none(old.as_deref()),
+                or_none(new.as_deref())
+            ));
+        }
     }
     if before.rust_type != after.rust_type {
         what.push(format!(

@@ -4,7 +4,7 @@
 use super::fields::{self, FieldRow};
 use super::{SCHEMAS_DIR, cell, list};
 use crate::json;
-use crate::model::{Catalog, CatalogEvent, UpcastBy};
+use crate::model::{Catalog, CatalogEvent};
 use std::fmt::Write;
 
 pub(super) fn render(catalog: &Catalog, event: &CatalogEvent) -> String {
@@ -59,17 +59,7 @@ fn write(out: &mut String, catalog: &Catalog, event: &CatalogEvent) -> std::fmt:
         writeln!(out, "| Other versions | {} |", others.join(", "))?;
     }
     if !event.upcasts.is_empty() {
-        let steps: Vec<String> = event
-            .upcasts
-            .iter()
-            .map(|step| match step.by {
-                UpcastBy::Previous => format!("v{} by `previous` and `From`", step.from_version),
-                UpcastBy::Raw => format!(
-                    "v{} by a raw upcaster (its type is gone)",
-                    step.from_version
-                ),
-            })
-            .collect();
+        let steps = super::upcast_steps(event);
         writeln!(out, "| Reads older versions | {} |", steps.join("; "))?;
     }
     writeln!(

@@ -145,6 +145,23 @@ pub(crate) fn example_payload(event: &crate::model::CatalogEvent) -> serde_json:
     example::example(&event.schema, &event.pii)
 }
 
+/// How each older version is read as `event`, in words ("v1 by a raw upcaster ...").
+pub(crate) fn upcast_steps(event: &crate::model::CatalogEvent) -> Vec<String> {
+    event
+        .upcasts
+        .iter()
+        .map(|step| match step.by {
+            crate::model::UpcastBy::Previous => {
+                format!("v{} by `previous` and `From`", step.from_version)
+            }
+            crate::model::UpcastBy::Raw => format!(
+                "v{} by a raw upcaster (its type is gone)",
+                step.from_version
+            ),
+        })
+        .collect()
+}
+
 /// Text made safe for one Markdown table cell: pipes escaped, line breaks as `<br>`.
 pub(crate) fn cell(text: &str) -> String {
     text.trim()

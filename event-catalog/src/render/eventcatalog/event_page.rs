@@ -8,7 +8,7 @@
 
 use super::yaml::Frontmatter;
 use super::{SCHEMA, ids, mdx};
-use crate::model::{Catalog, CatalogEvent, UpcastBy};
+use crate::model::{Catalog, CatalogEvent};
 use crate::render::fields::{self, FieldRow};
 use std::fmt::Write;
 
@@ -168,17 +168,7 @@ fn write_metadata(out: &mut String, event: &CatalogEvent) {
         .map(|field| mdx::cell(&mdx::code(field)))
         .collect();
     row("Personal data", list(&pii));
-    let steps: Vec<String> = event
-        .upcasts
-        .iter()
-        .map(|step| match step.by {
-            UpcastBy::Previous => format!("v{} by `previous` and `From`", step.from_version),
-            UpcastBy::Raw => format!(
-                "v{} by a raw upcaster (its type is gone)",
-                step.from_version
-            ),
-        })
-        .collect();
+    let steps = crate::render::upcast_steps(event);
     row(
         "Reads older versions",
         if steps.is_empty() {
