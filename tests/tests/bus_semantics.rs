@@ -528,6 +528,119 @@ async fn handlers_carry_correlation_and_causation() {
     assert_eq!(caused.trace_id.as_deref(), Some("t-9"));
 }
 
+#[tokio::test]
+async fn a_publish_inside_a_scope_takes_its_context() {
+    let bus = EventBus::builder().build();
+    let ambient = PublishContext::new()
+        .correlation_id("req-1")
+        .tenant("acme")
+        .trace_id("t-1")
+        .actor("u-1")
+        .source("checkout-api");
+    let (plain, explicit, tried) = ambient
+        .scope(async {
+            assert_eq!(
+                PublishContext::current().and_then(|c| c.get_correlation_id().map(str::to_owned)),
+                Some("req-1".to_owned())
+            );
+            let plain = bus.publish(created("o-1", 1)).await.unwrap();
+            let explicit = bus
+                .publish_with(
+                    PublishContext::new()
+                        .correlation_id("mine")
+                        .tenant("globex")
+                        .source("batch"),
+                    created("o-2", 1),
+                )
+                .await
+                .unwrap();
+            let tried = bus.try_publish(created("o-3", 1)).unwrap();
+            (plain, explicit, tried)
+        })
+        .await;
+    assert_eq!(plain.correlation_id.as_deref(), Some("req-1"));
+    assert_eq!(plain.meta.tenant_id(), Some("acme"));
+    assert_eq!(plain.trace_id.as_deref(), Some("t-1"));
+    assert_eq!(plain.meta.actor_id(), Some("u-1"));
+    assert_eq!(plain.source.as_deref(), Some("checkout-api"));
+    assert_eq!(tried.correlation_id.as_deref(), Some("req-1"));
+    // What the publish names wins; what it does not name still comes from the scope.
+    assert_eq!(explicit.correlation_id.as_deref(), Some("mine"));
+    assert_eq!(explicit.meta.tenant_id(), Some("globex"));
+    assert_eq!(explicit.source.as_deref(), Some("batch"));
+    assert_eq!(explicit.trace_id.as_deref(), Some("t-1"));
+    assert_eq!(explicit.meta.actor_id(), Some("u-1"));
+    // Outside the scope, nothing is set.
+    assert_eq!(PublishContext::current(), None);
+    let outside = bus.publish(created("o-4", 1)).await.unwrap();
+    assert_eq!(outside.correlation_id, None);
+    assert_eq!(outside.meta.tenant_id(), None);
+    assert_eq!(outside.source.as_deref(), Some("orders-service"));
+}
+
+#[tokio::test]
+async fn a_spawned_task_does_not_inherit_the_scope() {
+    let bus = EventBus::builder().build();
+    let (spawned, passed_on) = PublishContext::new()
+        .correlation_id("req-2")
+        .scope(async {
+            let b = bus.clone();
+            let spawned = tokio::spawn(async move { b.publish(created("o-1", 1)).await })
+                .await
+                .unwrap()
+                .unwrap();
+            // Passed on by hand, it applies.
+            let b = bus.clone();
+            let context = PublishContext::current().unwrap();
+            let passed_on =
+                tokio::spawn(context.scope(async move { b.publish(created("o-2", 1)).await }))
+                    .await
+                    .unwrap()
+                    .unwrap();
+            (spawned, passed_on)
+        })
+        .await;
+    assert_eq!(spawned.correlation_id, None);
+    assert_eq!(passed_on.correlation_id.as_deref(), Some("req-2"));
+}
+
+#[tokio::test]
+async fn inside_a_handler_the_handled_events_ids_win_over_the_scope() {
+    let bus = EventBus::builder().build();
+    let paid = log();
+    let (p, b) = (paid.clone(), bus.clone());
+    // The handler publishes inside a scope of its own: its follow-up keeps the chain.
+    bus.subscribe_event::<OrderCreated, _, _>("payments", move |env| {
+        let (p, b) = (p.clone(), b.clone());
+        PublishContext::new()
+            .correlation_id("ambient")
+            .tenant("acme")
+            .scope(async move {
+                let follow_up = b
+                    .publish(OrderPaid {
+                        order_id: env.payload.order_id,
+                    })
+                    .await?;
+                p.lock().unwrap().push(follow_up);
+                Ok(())
+            })
+    })
+    .unwrap();
+    let first = bus
+        .publish_with(
+            PublishContext::new().correlation_id("c-1"),
+            created("o-1", 1),
+        )
+        .await
+        .unwrap();
+    bus.shutdown().await;
+    let paid = paid.lock().unwrap();
+    assert_eq!(paid[0].correlation_id.as_deref(), Some("c-1"));
+    assert_eq!(paid[0].causation_id, Some(first.id.to_string().into()));
+    // The handler scope carries no tenant: the ambient one fills it.
+    assert_eq!(paid[0].meta.tenant_id(), Some("acme"));
+}
+
 #[test]
 fn public_types_are_send_and_sync() {
     fn is<T: Send + Sync>() {}
