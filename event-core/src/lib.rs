@@ -102,6 +102,11 @@
 //!   trace, in memory, through a store or over a broker. A trace id that is not a
 //!   `traceparent` is passed on untouched. Depends on the OpenTelemetry API only; the
 //!   application installs the SDK and the layer.
+//! - `http`: [`http::RequestContextLayer`], a tower layer (axum or any tower-based server)
+//!   that runs each HTTP request's handler inside a [`PublishContext::scope`] built from its
+//!   headers: the events it publishes carry the request's correlation id (`x-correlation-id`,
+//!   else `x-request-id`, else a new one, echoed in the response), `traceparent` and tenant.
+//!   Depends on `http`, `tower-layer` and `tower-service` only.
 //!
 //! The in-memory bus, field encryption and the test harness need no feature; the bus runs on
 //! the tokio runtime it is built in. The [`store::Store`] and [`transport::Transport`] traits
@@ -120,6 +125,8 @@
 pub(crate) mod bus;
 mod envelope;
 mod event;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod privacy;
 mod producer;
 mod registry;
