@@ -250,9 +250,8 @@ fn write_markdown(out: &mut String, catalog: &Catalog, name: &str) -> std::fmt::
     if history.is_empty() {
         return writeln!(out, "One version.");
     }
-    let versions: Vec<String> = catalog
-        .versions(name)
-        .iter()
+    let versions: Vec<String> = std::iter::once(history[0].from)
+        .chain(history.iter().map(|step| step.to))
         .map(|v| format!("v{v}"))
         .collect();
     writeln!(

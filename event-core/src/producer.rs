@@ -64,16 +64,11 @@ macro_rules! produces {
 /// event, sorted and each once. The event's own `source` is not among them unless it
 /// declared itself too.
 pub fn producers_of(event_type: &str, version: u32) -> Vec<&'static str> {
-    let mut producers: Vec<&'static str> = inventory::iter::<ProducerRegistration>
-        .into_iter()
-        .filter(|r| {
-            r.events
-                .iter()
-                .any(|(n, v)| *n == event_type && *v == version)
-        })
-        .map(|r| r.producer)
-        .collect();
-    producers.sort_unstable();
-    producers.dedup();
-    producers
+    crate::union::names_listing(
+        inventory::iter::<ProducerRegistration>
+            .into_iter()
+            .map(|r| (r.producer, r.events)),
+        event_type,
+        version,
+    )
 }

@@ -196,16 +196,32 @@ inventory::collect!(ConsumerRegistration);
 ///
 /// Filled by `#[union(consumer = "...")]`; the catalog lists them beside each event.
 pub fn consumers_of(event_type: &str, version: u32) -> Vec<&'static str> {
-    let mut consumers: Vec<&'static str> = inventory::iter::<ConsumerRegistration>
-        .into_iter()
-        .filter(|r| {
-            r.events
+    names_listing(
+        inventory::iter::<ConsumerRegistration>
+            .into_iter()
+            .map(|r| (r.consumer, r.events)),
+        event_type,
+        version,
+    )
+}
+
+/// The names of the registrations (name, events) whose events include
+/// (`event_type`, `version`), sorted and each once: consumers here, producers in
+/// `producer.rs`.
+pub(crate) fn names_listing(
+    registrations: impl Iterator<Item = (&'static str, &'static [(&'static str, u32)])>,
+    event_type: &str,
+    version: u32,
+) -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = registrations
+        .filter(|(_, events)| {
+            events
                 .iter()
                 .any(|(n, v)| *n == event_type && *v == version)
         })
-        .map(|r| r.consumer)
+        .map(|(name, _)| name)
         .collect();
-    consumers.sort_unstable();
-    consumers.dedup();
-    consumers
+    names.sort_unstable();
+    names.dedup();
+    names
 }
