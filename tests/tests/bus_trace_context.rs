@@ -18,7 +18,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::Instrument;
@@ -48,10 +48,17 @@ struct Telemetry {
     exporter: InMemorySpanExporter,
     _provider: SdkTracerProvider,
     _guard: DefaultGuard,
+    // Dropped last: the next test installs its pipeline only once this one is gone.
+    _serial: MutexGuard<'static, ()>,
 }
 
 impl Telemetry {
     fn install() -> Self {
+        // One test at a time. `tracing` caches per callsite whether any subscriber wants
+        // it: a callsite one test's thread registers while another test is installing its
+        // subscriber can be cached as wanted by no one, and that test would miss spans.
+        static LOCK: Mutex<()> = Mutex::new(());
+        let serial = LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let exporter = InMemorySpanExporter::default();
         // The simple processor exports each span as it ends, on the thread that ends it.
         let provider = SdkTracerProvider::builder()
@@ -61,13 +68,11 @@ impl Telemetry {
         let subscriber =
             tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(tracer));
         let guard = tracing::subscriber::set_default(subscriber);
-        // Tests run side by side: a callsite another thread was registering while this
-        // subscriber was being registered may be cached as of interest to no one. Ask again.
-        tracing::callsite::rebuild_interest_cache();
         Telemetry {
             exporter,
             _provider: provider,
             _guard: guard,
+            _serial: serial,
         }
     }
 

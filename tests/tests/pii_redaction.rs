@@ -11,10 +11,19 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::fmt::Write as _;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Metadata, Subscriber};
+
+/// Serializes this file's tests. `tracing` caches per callsite whether any subscriber
+/// wants it: a callsite one test's thread registers while another test is installing its
+/// subscriber can be cached as wanted by no one, and the log test would then miss lines.
+/// Run one at a time, no other thread registers a callsite while the subscriber is set.
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// A customer signed up.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, DomainEvent)]
@@ -93,6 +102,7 @@ async fn dead_letters() -> Vec<DeadLetter> {
 
 #[tokio::test]
 async fn a_dead_letter_shows_no_pii_in_debug_display_or_last_error() {
+    let _serial = one_at_a_time();
     let letters = dead_letters().await;
     let (handler, decode) = (&letters[0], &letters[1]);
 
@@ -131,6 +141,7 @@ async fn a_dead_letter_shows_no_pii_in_debug_display_or_last_error() {
 
 #[tokio::test]
 async fn a_pii_partition_key_is_redacted_in_a_dead_letters_debug() {
+    let _serial = one_at_a_time();
     let bus = EventBus::builder().build();
     bus.subscribe_event::<NewsletterJoined, _, _>("newsletter", |_| async {
         Err(HandlerError::permanent("mail server refused"))
@@ -153,6 +164,7 @@ async fn a_pii_partition_key_is_redacted_in_a_dead_letters_debug() {
 
 #[test]
 fn a_decode_error_shows_no_value_of_the_payload() {
+    let _serial = one_at_a_time();
     let error = undecodable()
         .decode::<CustomerRegistered>()
         .expect_err("the phone is not a number");
@@ -189,6 +201,7 @@ fn a_decode_error_shows_no_value_of_the_payload() {
 /// serde's messages, each with the value it quotes redacted and the rest kept.
 #[test]
 fn serde_messages_keep_what_and_where_and_lose_the_values() {
+    let _serial = one_at_a_time();
     #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields)]
     #[expect(dead_code, reason = "read by the tests' deserializer only")]
@@ -246,6 +259,7 @@ fn serde_messages_keep_what_and_where_and_lose_the_values() {
 
 #[test]
 fn redact_text_finds_values_quoted_or_bare_but_not_inside_longer_words() {
+    let _serial = one_at_a_time();
     let registry = registry().unwrap();
     let payload = serde_json::to_value(CustomerRegistered {
         email: "al".into(),
@@ -317,14 +331,10 @@ impl Subscriber for Log {
 
 #[test]
 fn log_lines_and_spans_show_no_pii() {
+    let _serial = one_at_a_time();
     let log = Log::default();
     let lines = log.0.clone();
     let _guard = tracing::subscriber::set_default(log);
-    // Another test's thread may have been registering one of the bus's callsites (first
-    // use) while this subscriber was being registered: tracing-core can then cache that
-    // callsite as of interest to no one, and this test would record nothing. Ask every
-    // callsite again now that this subscriber exists.
-    tracing::callsite::rebuild_interest_cache();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -344,6 +354,7 @@ fn log_lines_and_spans_show_no_pii() {
 
 #[test]
 fn a_serde_error_a_handler_returns_with_question_mark_shows_no_value() {
+    let _serial = one_at_a_time();
     fn handler() -> Result<u32, event_core::HandlerError> {
         Ok(serde_json::from_str::<u32>(r#""ada@example.com""#)?)
     }
