@@ -58,7 +58,9 @@ impl Telemetry {
         // it: a callsite one test's thread registers while another test is installing its
         // subscriber can be cached as wanted by no one, and that test would miss spans.
         static LOCK: Mutex<()> = Mutex::new(());
-        let serial = LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let serial = LOCK
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let exporter = InMemorySpanExporter::default();
         // The simple processor exports each span as it ends, on the thread that ends it.
         let provider = SdkTracerProvider::builder()

@@ -16,13 +16,25 @@ use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Metadata, Subscriber};
 
-/// Serializes this file's tests. `tracing` caches per callsite whether any subscriber
-/// wants it: a callsite one test's thread registers while another test is installing its
-/// subscriber can be cached as wanted by no one, and the log test would then miss lines.
-/// Run one at a time, no other thread registers a callsite while the subscriber is set.
+/// Serializes the tests that run the bus. `tracing` caches per callsite whether any
+/// subscriber wants it: a callsite one test's thread registers while another test is
+/// installing its subscriber can be cached as wanted by no one, and the log test would then
+/// miss lines. Run one at a time, no other thread registers the bus's callsites while the
+/// log test's subscriber is being set.
 fn one_at_a_time() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    LOCK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Runs `test` on a runtime of its own, one at a time with the other tests that run the bus.
+fn serially<T>(test: impl Future<Output = T>) -> T {
+    let _serial = one_at_a_time();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(test)
 }
 
 /// A customer signed up.
@@ -100,10 +112,9 @@ async fn dead_letters() -> Vec<DeadLetter> {
     letters
 }
 
-#[tokio::test]
-async fn a_dead_letter_shows_no_pii_in_debug_display_or_last_error() {
-    let _serial = one_at_a_time();
-    let letters = dead_letters().await;
+#[test]
+fn a_dead_letter_shows_no_pii_in_debug_display_or_last_error() {
+    let letters = serially(dead_letters());
     let (handler, decode) = (&letters[0], &letters[1]);
 
     // The handler's error quoted the email: kept redacted, saying the rest.
@@ -139,21 +150,22 @@ async fn a_dead_letter_shows_no_pii_in_debug_display_or_last_error() {
     }
 }
 
-#[tokio::test]
-async fn a_pii_partition_key_is_redacted_in_a_dead_letters_debug() {
-    let _serial = one_at_a_time();
-    let bus = EventBus::builder().build();
-    bus.subscribe_event::<NewsletterJoined, _, _>("newsletter", |_| async {
-        Err(HandlerError::permanent("mail server refused"))
-    })
-    .unwrap();
-    bus.publish(NewsletterJoined {
-        email: EMAIL.into(),
-    })
-    .await
-    .unwrap();
-    bus.shutdown().await;
-    let letters = bus.dead_letters().await;
+#[test]
+fn a_pii_partition_key_is_redacted_in_a_dead_letters_debug() {
+    let letters = serially(async {
+        let bus = EventBus::builder().build();
+        bus.subscribe_event::<NewsletterJoined, _, _>("newsletter", |_| async {
+            Err(HandlerError::permanent("mail server refused"))
+        })
+        .unwrap();
+        bus.publish(NewsletterJoined {
+            email: EMAIL.into(),
+        })
+        .await
+        .unwrap();
+        bus.shutdown().await;
+        bus.dead_letters().await
+    });
     let debug = format!("{:?}", letters[0]);
     assert_redacted("Debug", &debug);
     assert!(
@@ -164,7 +176,6 @@ async fn a_pii_partition_key_is_redacted_in_a_dead_letters_debug() {
 
 #[test]
 fn a_decode_error_shows_no_value_of_the_payload() {
-    let _serial = one_at_a_time();
     let error = undecodable()
         .decode::<CustomerRegistered>()
         .expect_err("the phone is not a number");
@@ -201,7 +212,6 @@ fn a_decode_error_shows_no_value_of_the_payload() {
 /// serde's messages, each with the value it quotes redacted and the rest kept.
 #[test]
 fn serde_messages_keep_what_and_where_and_lose_the_values() {
-    let _serial = one_at_a_time();
     #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields)]
     #[expect(dead_code, reason = "read by the tests' deserializer only")]
@@ -259,7 +269,6 @@ fn serde_messages_keep_what_and_where_and_lose_the_values() {
 
 #[test]
 fn redact_text_finds_values_quoted_or_bare_but_not_inside_longer_words() {
-    let _serial = one_at_a_time();
     let registry = registry().unwrap();
     let payload = serde_json::to_value(CustomerRegistered {
         email: "al".into(),
@@ -354,7 +363,6 @@ fn log_lines_and_spans_show_no_pii() {
 
 #[test]
 fn a_serde_error_a_handler_returns_with_question_mark_shows_no_value() {
-    let _serial = one_at_a_time();
     fn handler() -> Result<u32, event_core::HandlerError> {
         Ok(serde_json::from_str::<u32>(r#""ada@example.com""#)?)
     }
