@@ -1,15 +1,19 @@
 //! One conformance suite for every store: each case is a generic async function over a
 //! [`Backend`], instantiated as a test per backend (SQLite in a file, SQLite in memory,
-//! PostgreSQL on a server the tests start themselves).
+//! PostgreSQL on a server the tests start themselves). The outbox cases run again with the
+//! caller's transaction on sqlx (`append_in_sqlx`, `claim_in_sqlx`) instead of rusqlite and
+//! tokio-postgres.
 
 use chrono::{SubsecRound, Utc};
 use event_core::privacy::{KeyId, KeyStore, StoredKey};
+use event_core::store::sqlx;
 use event_core::store::{
     EventQuery, Fence, Position, PostgresStore, SqliteStore, Store, StoreError, StoredDeadLetter,
     TimelineQuery,
 };
 use event_core::{DeadLetter, Envelope, Meta, PARTITION_KEY, RawEnvelope, TENANT_ID};
 use serde_json::value::RawValue;
+use sqlx::Connection as _;
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -58,12 +62,29 @@ trait Backend: Sized + Send + Sync + 'static {
     }
 }
 
-struct SqliteFile {
+/// An SQLite file; the caller's transactions on sqlx when `SQLX`, else on rusqlite.
+struct SqliteFile<const SQLX: bool = false> {
     _dir: tempfile::TempDir,
     path: PathBuf,
 }
 
-impl Backend for SqliteFile {
+impl<const SQLX: bool> SqliteFile<SQLX> {
+    /// A sqlx connection to the file, in a transaction that holds the write lock.
+    async fn sqlx_transaction<'c>(
+        &self,
+        conn: &'c mut sqlx::SqliteConnection,
+    ) -> sqlx::Transaction<'c, sqlx::Sqlite> {
+        conn.begin_with("BEGIN IMMEDIATE").await.unwrap()
+    }
+
+    async fn sqlx_connection(&self) -> sqlx::SqliteConnection {
+        sqlx::SqliteConnection::connect(&format!("sqlite://{}", self.path.display()))
+            .await
+            .unwrap()
+    }
+}
+
+impl<const SQLX: bool> Backend for SqliteFile<SQLX> {
     async fn create() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.db");
@@ -119,6 +140,22 @@ impl Backend for SqliteFile {
 
     async fn append_in(&self, events: &[RawEnvelope], commit: bool) -> Option<Vec<Position>> {
         let store = SqliteStore::open(&self.path).unwrap();
+        if SQLX {
+            let mut conn = self.sqlx_connection().await;
+            let mut tx = self.sqlx_transaction(&mut conn).await;
+            sqlx::query("CREATE TABLE IF NOT EXISTS orders (id TEXT PRIMARY KEY)")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            sqlx::query("INSERT INTO orders VALUES (?1)")
+                .bind(Uuid::now_v7().to_string())
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            let positions = SqliteStore::append_in_sqlx(&mut tx, events).await.unwrap();
+            finish(tx, commit).await;
+            return Some(positions);
+        }
         let mut conn = store.connection().unwrap();
         let tx = conn
             .transaction_with_behavior(event_core::store::rusqlite::TransactionBehavior::Immediate)
@@ -141,6 +178,15 @@ impl Backend for SqliteFile {
 
     async fn claim_in(&self, subscription: &str, id: Uuid, commit: bool) -> Option<bool> {
         let store = SqliteStore::open(&self.path).unwrap();
+        if SQLX {
+            let mut conn = self.sqlx_connection().await;
+            let mut tx = self.sqlx_transaction(&mut conn).await;
+            let claimed = SqliteStore::claim_in_sqlx(&mut tx, subscription, id)
+                .await
+                .unwrap();
+            finish(tx, commit).await;
+            return Some(claimed);
+        }
         let mut conn = store.connection().unwrap();
         let tx = conn
             .transaction_with_behavior(event_core::store::rusqlite::TransactionBehavior::Immediate)
@@ -197,11 +243,32 @@ impl Backend for SqliteMemory {
     }
 }
 
-struct Postgres {
+/// A PostgreSQL database; the caller's transactions on sqlx when `SQLX`, else on
+/// tokio-postgres.
+struct Postgres<const SQLX: bool = false> {
     url: String,
 }
 
-impl Postgres {
+impl<const SQLX: bool> Postgres<SQLX> {
+    /// A sqlx connection to the database, from the same `key=value` connection string.
+    async fn sqlx_connection(&self) -> sqlx::PgConnection {
+        let mut options = sqlx::postgres::PgConnectOptions::new();
+        for (key, value) in self
+            .url
+            .split_whitespace()
+            .filter_map(|kv| kv.split_once('='))
+        {
+            options = match key {
+                "host" => options.host(value),
+                "port" => options.port(value.parse().unwrap()),
+                "user" => options.username(value),
+                "dbname" => options.database(value),
+                other => panic!("unexpected connection parameter {other}"),
+            };
+        }
+        sqlx::PgConnection::connect_with(&options).await.unwrap()
+    }
+
     async fn client(&self) -> event_core::store::tokio_postgres::Client {
         let (client, connection) = event_core::store::tokio_postgres::connect(
             &self.url,
@@ -214,7 +281,7 @@ impl Postgres {
     }
 }
 
-impl Backend for Postgres {
+impl<const SQLX: bool> Backend for Postgres<SQLX> {
     async fn create() -> Self {
         Postgres {
             url: PostgresServer::shared().create_database(),
@@ -277,6 +344,20 @@ impl Backend for Postgres {
             .batch_execute("CREATE TABLE IF NOT EXISTS orders (id UUID PRIMARY KEY)")
             .await
             .unwrap();
+        if SQLX {
+            let mut conn = self.sqlx_connection().await;
+            let mut tx = conn.begin().await.unwrap();
+            sqlx::query("INSERT INTO orders VALUES ($1)")
+                .bind(Uuid::now_v7())
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            let positions = PostgresStore::append_in_sqlx(&mut tx, events)
+                .await
+                .unwrap();
+            finish(tx, commit).await;
+            return Some(positions);
+        }
         let tx = client.transaction().await.unwrap();
         tx.execute("INSERT INTO orders VALUES ($1)", &[&Uuid::now_v7()])
             .await
@@ -291,6 +372,15 @@ impl Backend for Postgres {
     }
 
     async fn claim_in(&self, subscription: &str, id: Uuid, commit: bool) -> Option<bool> {
+        if SQLX {
+            let mut conn = self.sqlx_connection().await;
+            let mut tx = conn.begin().await.unwrap();
+            let claimed = PostgresStore::claim_in_sqlx(&mut tx, subscription, id)
+                .await
+                .unwrap();
+            finish(tx, commit).await;
+            return Some(claimed);
+        }
         let mut client = self.client().await;
         let tx = client.transaction().await.unwrap();
         let claimed = PostgresStore::claim_in(&tx, subscription, id)
@@ -302,6 +392,15 @@ impl Backend for Postgres {
             tx.rollback().await.unwrap();
         }
         Some(claimed)
+    }
+}
+
+/// Commits or rolls back a sqlx transaction.
+async fn finish<DB: sqlx::Database>(tx: sqlx::Transaction<'_, DB>, commit: bool) {
+    if commit {
+        tx.commit().await.unwrap();
+    } else {
+        tx.rollback().await.unwrap();
     }
 }
 
@@ -352,6 +451,7 @@ conformance!(
     query_filters_combine_and_page,
     prune_keeps_undelivered_events,
     append_in_commits_or_rolls_back_with_the_caller,
+    concurrent_outbox_transactions_get_gap_free_positions_in_commit_order,
     claim_in_rolls_back_with_the_caller,
     reopening_migrates_once_and_keeps_everything,
     schema_newer_than_the_code_is_refused,
@@ -363,6 +463,34 @@ conformance!(
     leases_lists_the_running_ones_by_prefix,
     fenced_writes_are_refused_to_a_stale_holder,
     key_store_keeps_and_forgets_keys_by_subject,
+);
+
+/// The outbox cases again, with the caller's transaction on sqlx.
+macro_rules! sqlx_conformance {
+    ($($case:ident),* $(,)?) => {
+        mod sqlx_sqlite_file {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(<super::SqliteFile<true> as super::Backend>::create().await).await;
+                }
+            )*
+        }
+        mod sqlx_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(<super::Postgres<true> as super::Backend>::create().await).await;
+                }
+            )*
+        }
+    };
+}
+
+sqlx_conformance!(
+    append_in_commits_or_rolls_back_with_the_caller,
+    concurrent_outbox_transactions_get_gap_free_positions_in_commit_order,
+    claim_in_rolls_back_with_the_caller,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -998,6 +1126,54 @@ async fn append_in_commits_or_rolls_back_with_the_caller(backend: impl Backend) 
     // Dedupe by id across both paths.
     assert_eq!(store.append(vec![committed[1].clone()]).await.unwrap(), [4]);
     assert_eq!(store.append(events(1)).await.unwrap(), [5]);
+}
+
+async fn concurrent_outbox_transactions_get_gap_free_positions_in_commit_order(
+    backend: impl Backend,
+) {
+    let store = backend.open().await;
+    if backend.append_in(&[], true).await.is_none() {
+        return; // no outbox on this backend (in memory)
+    }
+    // Transactions of the caller (one in four rolled back) and the store's own appends, at
+    // once: every committed event gets the next position, and a rolled-back one leaves no
+    // gap.
+    let rounds = (0..12).map(|round| {
+        let (backend, store) = (&backend, Arc::clone(&store));
+        async move {
+            let batch = events(3);
+            let commit = round % 4 != 3;
+            let positions = if round % 3 == 2 {
+                store.append(batch.clone()).await.unwrap()
+            } else {
+                backend.append_in(&batch, commit).await.unwrap()
+            };
+            (batch, positions, commit || round % 3 == 2)
+        }
+    });
+    let mut committed = Vec::new();
+    for (batch, positions, kept) in futures_util::future::join_all(rounds).await {
+        if kept {
+            assert!(
+                positions.windows(2).all(|w| w[1] == w[0] + 1),
+                "a batch's positions are consecutive: {positions:?}"
+            );
+            committed.push((batch, positions));
+        }
+    }
+    let all = store.read(0, 1000).await.unwrap();
+    let expected: Vec<Position> = (1..=3 * committed.len() as Position).collect();
+    assert_eq!(
+        positions(&all),
+        expected,
+        "gap-free, every committed event once"
+    );
+    for (batch, at) in &committed {
+        for (event, position) in batch.iter().zip(at) {
+            let stored = &all[usize::try_from(*position).unwrap() - 1];
+            assert_eq!(json(&stored.envelope), json(event), "at {position}");
+        }
+    }
 }
 
 async fn claim_in_rolls_back_with_the_caller(backend: impl Backend) {

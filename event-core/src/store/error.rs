@@ -173,3 +173,12 @@ pub enum StoreError {
 pub(crate) fn message(text: impl Into<String>) -> Source {
     Arc::from(Box::<dyn Error + Send + Sync>::from(text.into()))
 }
+
+/// A sqlx error in the caller's transaction (the sqlx outbox), naming the database.
+#[cfg(any(feature = "sqlx-sqlite", feature = "sqlx-postgres"))]
+pub(crate) fn sqlx_error(database: &str, error: sqlx::Error) -> StoreError {
+    StoreError::Database {
+        database: database.to_owned(),
+        source: Arc::new(error),
+    }
+}

@@ -45,7 +45,9 @@
 //! Both keep their tables under the `event_store_` prefix, so they can live in the
 //! application's own database; that is what makes the transactional outbox work:
 //! `SqliteStore::append_in` and `PostgresStore::append_in` append inside the caller's
-//! transaction, so a domain write and its events commit or roll back together.
+//! transaction, so a domain write and its events commit or roll back together; with the
+//! features `sqlx-sqlite` and `sqlx-postgres`, `append_in_sqlx` does the same inside an
+//! application's `sqlx` transaction.
 //!
 //! The [`Store`] trait is object safe; the bus holds an `Arc<dyn Store>`. Implement it for
 //! another database by following the contract on each method; the conformance suite in the
@@ -98,6 +100,11 @@ pub use postgres::PostgresStore;
 /// [`PostgresStore::append_in`].
 #[cfg(feature = "postgres")]
 pub use tokio_postgres;
+
+/// The `sqlx` version the sqlx outbox is built on, for
+/// `SqliteStore::append_in_sqlx` and `PostgresStore::append_in_sqlx`.
+#[cfg(any(feature = "sqlx-sqlite", feature = "sqlx-postgres"))]
+pub use sqlx;
 
 use crate::envelope::RawEnvelope;
 use chrono::{DateTime, Utc};

@@ -1,6 +1,8 @@
 //! The PostgreSQL store: a writer connection with group commit, and a shared connection for
 //! everything else.
 
+#[cfg(feature = "sqlx-postgres")]
+mod in_sqlx;
 mod keys;
 mod listen;
 mod queries;

@@ -5,18 +5,19 @@ use std::collections::HashMap;
 use tokio_postgres::{GenericClient, Statement};
 use uuid::Uuid;
 
-const LOCK_HEAD: &str = "SELECT value FROM event_store_meta WHERE key = 'head' FOR UPDATE";
-const KNOWN: &str = "SELECT id, position FROM event_store_events WHERE id = ANY($1)";
-const INSERT: &str = "INSERT INTO event_store_events (position, id, event_type, partition_key, envelope) \
+pub(super) const LOCK_HEAD: &str =
+    "SELECT value FROM event_store_meta WHERE key = 'head' FOR UPDATE";
+pub(super) const KNOWN: &str = "SELECT id, position FROM event_store_events WHERE id = ANY($1)";
+pub(super) const INSERT: &str = "INSERT INTO event_store_events (position, id, event_type, partition_key, envelope) \
      SELECT p, i, t, k, e::json \
      FROM unnest($1::int8[], $2::uuid[], $3::text[], $4::text[], $5::text[]) \
      AS u(p, i, t, k, e)";
-const SET_HEAD: &str = "UPDATE event_store_meta SET value = $1 WHERE key = 'head'";
+pub(super) const SET_HEAD: &str = "UPDATE event_store_meta SET value = $1 WHERE key = 'head'";
 
 /// The channel on which an appending transaction notifies, at its commit, the processes
 /// listening (their pumps read the store at once instead of at their next poll).
 pub(crate) const APPENDED_CHANNEL: &str = "event_store_appended";
-const NOTIFY: &str = "SELECT pg_notify('event_store_appended', '')";
+pub(super) const NOTIFY: &str = "SELECT pg_notify('event_store_appended', '')";
 
 /// The append's statements, prepared once per connection: each later use is one message
 /// instead of a prepare and an execute.
@@ -83,43 +84,83 @@ where
         client.query(&statements.known, &[&ids]),
     )
     .await?;
-    let mut head: i64 = head.get(0);
-    let mut known: HashMap<Uuid, i64> = known.iter().map(|row| (row.get(0), row.get(1))).collect();
-    let mut positions = Vec::with_capacity(events.len());
-    let mut stored = Vec::with_capacity(events.len());
-    let (mut new_positions, mut new_ids, mut types, mut keys, mut envelopes) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for event in events {
-        let mut new = false;
-        let position = *known.entry(event.id).or_insert_with(|| {
-            new = true;
-            head += 1;
-            new_positions.push(head);
-            new_ids.push(event.id);
-            types.push(event.event_type.as_str());
-            keys.push(event.partition_key.as_deref());
-            envelopes.push(event.json.as_str());
-            head
-        });
-        positions.push(from_sql(position));
-        stored.push(new);
-    }
-    if new_ids.is_empty() {
+    let known = known.iter().map(|row| (row.get(0), row.get(1))).collect();
+    let plan = Plan::new(head.get(0), known, events);
+    if plan.ids.is_empty() {
         then.await?;
     } else {
         futures_util::future::try_join4(
             client.execute(
                 &statements.insert,
-                &[&new_positions, &new_ids, &types, &keys, &envelopes],
+                &[
+                    &plan.new_positions,
+                    &plan.ids,
+                    &plan.types,
+                    &plan.keys,
+                    &plan.envelopes,
+                ],
             ),
-            client.execute(&statements.set_head, &[&head]),
+            client.execute(&statements.set_head, &[&plan.head]),
             client.execute(&statements.notify, &[]),
             then,
         )
         .await?;
     }
-    Ok((positions, stored))
+    Ok((plan.positions, plan.stored))
 }
+
+/// Where an append puts its events: every event's position and whether it is new, and the
+/// new ones as the columns of [`INSERT`], after the locked head.
+pub(super) struct Plan<'e> {
+    /// Each event's position, new or already stored.
+    pub(super) positions: Vec<Position>,
+    /// Whether each event is new.
+    pub(super) stored: Vec<bool>,
+    /// The head after the new events.
+    pub(super) head: i64,
+    pub(super) new_positions: Vec<i64>,
+    pub(super) ids: Vec<Uuid>,
+    pub(super) types: Vec<&'e str>,
+    pub(super) keys: Vec<Option<&'e str>>,
+    pub(super) envelopes: Vec<&'e str>,
+}
+
+impl<'e> Plan<'e> {
+    /// `head` is the locked head; `known` the positions of the events' ids already stored.
+    /// An id twice in `events` is stored once, at its first place.
+    pub(super) fn new(head: i64, mut known: HashMap<Uuid, i64>, events: &[&'e Encoded]) -> Self {
+        let mut plan = Plan {
+            positions: Vec::with_capacity(events.len()),
+            stored: Vec::with_capacity(events.len()),
+            head,
+            new_positions: Vec::new(),
+            ids: Vec::new(),
+            types: Vec::new(),
+            keys: Vec::new(),
+            envelopes: Vec::new(),
+        };
+        for event in events {
+            let mut new = false;
+            let position = *known.entry(event.id).or_insert_with(|| {
+                new = true;
+                plan.head += 1;
+                plan.new_positions.push(plan.head);
+                plan.ids.push(event.id);
+                plan.types.push(event.event_type.as_str());
+                plan.keys.push(event.partition_key.as_deref());
+                plan.envelopes.push(event.json.as_str());
+                plan.head
+            });
+            plan.positions.push(from_sql(position));
+            plan.stored.push(new);
+        }
+        plan
+    }
+}
+
+/// Claims an event for a subscription unless claimed already (no row changed then).
+pub(super) const CLAIM: &str = "INSERT INTO event_store_inbox (subscription, event_id) \
+     VALUES ($1, $2) ON CONFLICT DO NOTHING";
 
 /// Claims an event in a subscription's inbox: true when this call did.
 pub(crate) async fn claim(
@@ -127,13 +168,7 @@ pub(crate) async fn claim(
     subscription: &str,
     event_id: Uuid,
 ) -> Result<bool, tokio_postgres::Error> {
-    let inserted = client
-        .execute(
-            "INSERT INTO event_store_inbox (subscription, event_id) VALUES ($1, $2) \
-             ON CONFLICT DO NOTHING",
-            &[&subscription, &event_id],
-        )
-        .await?;
+    let inserted = client.execute(CLAIM, &[&subscription, &event_id]).await?;
     Ok(inserted == 1)
 }
 

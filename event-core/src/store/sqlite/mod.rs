@@ -2,6 +2,8 @@
 //! their own connections.
 
 mod error;
+#[cfg(feature = "sqlx-sqlite")]
+mod in_sqlx;
 mod keys;
 mod queries;
 mod schema;

@@ -6,8 +6,20 @@ use rusqlite::{Connection, OptionalExtension, params};
 use uuid::Uuid;
 
 /// The last position given out: the newest event, or the newest pruned one.
-const HEAD: &str = "SELECT MAX(COALESCE((SELECT MAX(position) FROM event_store_events), 0), \
+pub(super) const HEAD: &str = "SELECT MAX(COALESCE((SELECT MAX(position) FROM event_store_events), 0), \
      (SELECT value FROM event_store_meta WHERE key = 'pruned_through'))";
+
+/// Stores one event at `?1` unless its id is stored already (no row changed then).
+pub(super) const INSERT_EVENT: &str = "INSERT INTO event_store_events \
+     (position, id, event_type, partition_key, appended_at, envelope) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO NOTHING";
+
+/// The position of a stored id.
+pub(super) const POSITION_OF: &str = "SELECT position FROM event_store_events WHERE id = ?1";
+
+/// Claims an event for a subscription unless claimed already (no row changed then).
+pub(super) const CLAIM: &str = "INSERT INTO event_store_inbox (subscription, event_id, claimed_at) \
+     VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING";
 
 /// Inserts the events that are not stored yet, in order, after the current head; returns
 /// every event's position and how many were new.
@@ -20,13 +32,8 @@ pub(crate) fn insert_events(
     appended_at: i64,
 ) -> rusqlite::Result<(Vec<Position>, u64)> {
     let mut head: i64 = conn.prepare_cached(HEAD)?.query_row([], |row| row.get(0))?;
-    let mut insert = conn.prepare_cached(
-        "INSERT INTO event_store_events \
-         (position, id, event_type, partition_key, appended_at, envelope) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO NOTHING",
-    )?;
-    let mut existing =
-        conn.prepare_cached("SELECT position FROM event_store_events WHERE id = ?1")?;
+    let mut insert = conn.prepare_cached(INSERT_EVENT)?;
+    let mut existing = conn.prepare_cached(POSITION_OF)?;
     let mut positions = Vec::with_capacity(events.len());
     let mut new = 0;
     for event in events {
@@ -200,12 +207,11 @@ pub(crate) fn claim(
     event_id: Uuid,
     claimed_at: i64,
 ) -> rusqlite::Result<bool> {
-    let inserted = conn
-        .prepare_cached(
-            "INSERT INTO event_store_inbox (subscription, event_id, claimed_at) \
-             VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
-        )?
-        .execute(params![subscription, event_id.to_string(), claimed_at])?;
+    let inserted = conn.prepare_cached(CLAIM)?.execute(params![
+        subscription,
+        event_id.to_string(),
+        claimed_at
+    ])?;
     Ok(inserted == 1)
 }
 
