@@ -92,6 +92,67 @@ impl EventBus {
         Ok(envelope)
     }
 
+    /// Prepares an event for the transactional outbox, without publishing it: wraps it as
+    /// [`publish`](Self::publish) would (the ambient context of
+    /// [`PublishContext::scope`], a handler's correlation and causation, the loop guard),
+    /// and returns its envelope and the JSON that leaves the process (PII fields sealed,
+    /// with field encryption on). Append the JSON inside your own transaction
+    /// (`SqliteStore::append_in`, `append_in_sqlx`, `PostgresStore::append_in`...), commit,
+    /// then [`wake`](Self::wake) the bus: its subscriptions handle the event from the store.
+    ///
+    /// ```
+    /// use event_core::{DomainEvent, EventBus, PublishContext};
+    /// use schemars::JsonSchema;
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, DomainEvent)]
+    /// struct OrderPlaced {
+    ///     #[event(partition_key)]
+    ///     order_id: String,
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), event_core::PublishError> {
+    /// let bus = EventBus::builder().build();
+    /// let (placed, json) = PublishContext::new()
+    ///     .correlation_id("req-1")
+    ///     .scope(bus.prepare(OrderPlaced { order_id: "o-1".into() }))
+    ///     .await?;
+    /// assert_eq!(json.id, placed.id);
+    /// assert_eq!(json.correlation_id.as_deref(), Some("req-1"));
+    /// assert_eq!(json.partition_key(), Some("o-1"));
+    /// // SqliteStore::append_in(&tx, &[json])?; tx.commit()?; bus.wake();
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`publish`](Self::publish), but for [`PublishError::Store`] and
+    /// [`PublishError::Closed`]: nothing is stored or sent here.
+    pub async fn prepare<E: DomainEvent>(
+        &self,
+        event: E,
+    ) -> Result<(Envelope<E>, RawEnvelope), PublishError> {
+        self.prepare_with(PublishContext::new(), event).await
+    }
+
+    /// [`prepare`](Self::prepare) with correlation id, trace id, tenant, actor or source.
+    ///
+    /// # Errors
+    ///
+    /// As [`prepare`](Self::prepare).
+    pub async fn prepare_with<E: DomainEvent>(
+        &self,
+        context: PublishContext,
+        event: E,
+    ) -> Result<(Envelope<E>, RawEnvelope), PublishError> {
+        let (envelope, event) = self.wrap(context, event)?;
+        let raw = self.encoded(&event)?;
+        let raw = self.sealed(raw).await?.into_owned();
+        Ok((envelope, raw))
+    }
+
     /// Publishes an envelope that arrived from elsewhere (a store, a broker), as is.
     ///
     /// # Errors

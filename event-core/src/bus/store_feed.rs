@@ -522,8 +522,8 @@ pub(super) async fn sleep_or_stop(duration: Duration, stop: &mut watch::Receiver
 impl EventBus {
     /// Tells the subscriptions of a durable bus to read the store now, rather than at their
     /// next poll: call it after committing events appended in your own transaction
-    /// (`SqliteStore::append_in`, `PostgresStore::append_in`). Does nothing on
-    /// an in-memory bus.
+    /// (`SqliteStore::append_in` or `append_in_sqlx`; on PostgreSQL the commit's `NOTIFY`
+    /// wakes every bus on the database already). Does nothing on an in-memory bus.
     pub fn wake(&self) {
         if let Some(backing) = &self.inner.backing {
             backing.appended.notify_waiters();
