@@ -29,6 +29,9 @@ pub enum Error {
     /// or is too slow.
     #[error("an awaited event did not come")]
     Wait(#[from] WaitError),
+    /// The application's own database work failed (the HTTP API's sqlx pool).
+    #[error("the orders database failed")]
+    Database(#[from] event_core::store::sqlx::Error),
     /// Two event types share a name and version; fix one of them.
     #[error("the event registry is inconsistent")]
     Registry(#[from] RegistryError),

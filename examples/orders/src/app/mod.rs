@@ -14,6 +14,8 @@
 //!   down, which drains every subscription, and reads back what the store holds: a
 //!   [`FlowReport`].
 //! - [`write_registry_table`]: every event linked into the binary, as a table.
+//! - [`http`]: `orders --http ADDR`, the storefront's HTTP API on the same bus: an order's
+//!   row and its `order.created` in one sqlx transaction, and the order's timeline.
 //!
 //! Every step that another one depends on is sequenced by an event, never by a sleep, so the
 //! store holds the same events in the same order on every run.
@@ -34,6 +36,7 @@
 
 mod error;
 mod flow;
+pub mod http;
 mod registry_table;
 pub mod services;
 
