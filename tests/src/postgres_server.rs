@@ -200,6 +200,28 @@ impl PostgresServer {
         )
     }
 
+    /// A connection string of this module (`host=... port=... user=... dbname=...`) as a
+    /// URL, `postgres://user@host:port/dbname`, for clients that take URLs only (sqlx).
+    ///
+    /// # Panics
+    ///
+    /// When one of the four fields is missing: not a string of this module.
+    pub fn url(connection_string: &str) -> String {
+        let field = |name: &str| {
+            connection_string
+                .split_whitespace()
+                .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+                .unwrap_or_else(|| panic!("no {name} in {connection_string:?}"))
+        };
+        format!(
+            "postgres://{}@{}:{}/{}",
+            field("user"),
+            field("host"),
+            field("port"),
+            field("dbname")
+        )
+    }
+
     /// Creates a new, empty database with a unique name and returns its connection string.
     ///
     /// # Panics

@@ -250,23 +250,11 @@ struct Postgres<const SQLX: bool = false> {
 }
 
 impl<const SQLX: bool> Postgres<SQLX> {
-    /// A sqlx connection to the database, from the same `key=value` connection string.
+    /// A sqlx connection to the database.
     async fn sqlx_connection(&self) -> sqlx::PgConnection {
-        let mut options = sqlx::postgres::PgConnectOptions::new();
-        for (key, value) in self
-            .url
-            .split_whitespace()
-            .filter_map(|kv| kv.split_once('='))
-        {
-            options = match key {
-                "host" => options.host(value),
-                "port" => options.port(value.parse().unwrap()),
-                "user" => options.username(value),
-                "dbname" => options.database(value),
-                other => panic!("unexpected connection parameter {other}"),
-            };
-        }
-        sqlx::PgConnection::connect_with(&options).await.unwrap()
+        sqlx::PgConnection::connect(&PostgresServer::url(&self.url))
+            .await
+            .unwrap()
     }
 
     async fn client(&self) -> event_core::store::tokio_postgres::Client {
