@@ -301,12 +301,13 @@ fn check(
         print!("{staleness}");
     };
     if format.format() == Format::EventCatalog {
+        let warned = print_warnings(&catalog);
         if !staleness.is_current() {
             stale(&staleness);
             return Ok(EXIT_FAILED);
         }
         println!(
-            "the EventCatalog folder {} is current ({} events)",
+            "the EventCatalog folder {} is current ({} events{warned})",
             out.display(),
             catalog.events().len()
         );
@@ -333,23 +334,29 @@ fn check(
             println!("{finding}");
         }
     }
-    let warnings = catalog.warnings();
-    for warning in &warnings {
-        println!("warning: {warning}");
-    }
+    let warned = print_warnings(&catalog);
     if failed {
         return Ok(EXIT_FAILED);
     }
     println!(
-        "the catalog in {} is current ({} events{})",
+        "the catalog in {} is current ({} events{warned})",
         out.display(),
         catalog.events().len(),
-        match warnings.len() {
-            0 => String::new(),
-            n => format!(", {n} warning(s)"),
-        }
     );
     Ok(EXIT_OK)
+}
+
+/// Prints the catalog's warnings (they fail nothing); returns `, N warning(s)` for the
+/// summary line, or nothing.
+fn print_warnings(catalog: &Catalog) -> String {
+    let warnings = catalog.warnings();
+    for warning in &warnings {
+        println!("warning: {warning}");
+    }
+    match warnings.len() {
+        0 => String::new(),
+        n => format!(", {n} warning(s)"),
+    }
 }
 
 /// The error and its causes, joined by `: `.

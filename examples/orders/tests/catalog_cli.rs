@@ -525,10 +525,19 @@ fn the_eventcatalog_format_generates_checks_and_removes_only_its_own_files() {
     let check = run(&["check", "--format", "eventcatalog", "--out", s(&out)]);
     assert_eq!(check.code, 0, "{}{}", check.stdout, check.stderr);
     assert!(
-        check.stdout.contains("is current (17 events)"),
+        check
+            .stdout
+            .contains("is current (17 events, 4 warning(s))"),
         "{}",
         check.stdout
     );
+    // The same producer and consumer warnings as the default format's check.
+    let warnings = check
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("warning: "))
+        .count();
+    assert_eq!(warnings, 4, "{}", check.stdout);
 
     // the config is the user's: edited, it is neither checked nor overwritten
     let config = out.join("eventcatalog.config.js");
