@@ -59,6 +59,7 @@
 //!
 //! The routes, scopes, metric names and views in full: `docs/design.md` (section
 //! "Operations") in the [repository](https://example.invalid/typed-events).
+#![warn(missing_docs)]
 
 mod api;
 mod auth;
