@@ -68,8 +68,9 @@ impl Shop {
     ///
     /// # Errors
     ///
-    /// [`Error::Store`] for a store in memory; [`Error::Database`] when the pool cannot
-    /// connect or create the table; [`Error::Registry`] for an inconsistent registry.
+    /// [`Error::Io`] for a store in memory (the pool needs its file); [`Error::Database`]
+    /// when the pool cannot connect or create the table; [`Error::Registry`] for an
+    /// inconsistent registry.
     pub async fn open(bus: EventBus, store: SqliteStore) -> Result<Self, Error> {
         let path = store
             .path()
