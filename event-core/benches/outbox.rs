@@ -14,41 +14,23 @@
 //! event adds to a transaction the application runs anyway), and `sqlx_append_in` against
 //! `rusqlite_append_in`. Envelopes are built before the timed part.
 
-use chrono::{SubsecRound, Utc};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use event_core::RawEnvelope;
 use event_core::store::rusqlite::{self, Connection, TransactionBehavior};
 use event_core::store::sqlx::sqlite::{SqliteConnectOptions, SqliteSynchronous};
 use event_core::store::sqlx::{self, Connection as _, SqliteConnection};
 use event_core::store::{SqliteOptions, SqliteStore, Synchronous};
-use event_core::{Envelope, Meta, PARTITION_KEY, RawEnvelope};
-use serde_json::value::RawValue;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use support::envelope;
 use tokio::runtime::Runtime;
 use uuid::Uuid;
 
+#[path = "support/outbox_event.rs"]
+mod support;
+
 const ORDERS: &str = "CREATE TABLE IF NOT EXISTS orders (id TEXT PRIMARY KEY, total INTEGER)";
 const INSERT_ORDER: &str = "INSERT INTO orders (id, total) VALUES (?1, ?2)";
-
-fn envelope(n: u64) -> RawEnvelope {
-    let mut meta = Meta::new();
-    meta.insert(PARTITION_KEY.to_owned(), format!("o-{n}").into());
-    Envelope {
-        id: Uuid::now_v7(),
-        event_type: "order.created".into(),
-        version: 1,
-        occurred_at: Utc::now().trunc_subsecs(3),
-        source: Some("orders-service".into()),
-        correlation_id: Some(format!("c-{n}").into()),
-        causation_id: None,
-        trace_id: None,
-        payload: RawValue::from_string(format!(
-            r#"{{"order_id":"o-{n}","customer_email":"a@b.c","total_cents":{n}}}"#
-        ))
-        .unwrap(),
-        meta,
-    }
-}
 
 /// A new store file in `dir`, with the orders table beside the store's tables.
 fn database(dir: &tempfile::TempDir, file: &str) -> PathBuf {

@@ -15,40 +15,22 @@
 //! `sqlx_append_in` against `tokio_postgres_append_in`. Envelopes are built before the
 //! timed part.
 
-use chrono::{SubsecRound, Utc};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use event_core::RawEnvelope;
 use event_core::store::PostgresStore;
 use event_core::store::sqlx::{self, Connection as _, PgConnection};
 use event_core::store::tokio_postgres::{Client, NoTls};
-use event_core::{Envelope, Meta, PARTITION_KEY, RawEnvelope};
-use serde_json::value::RawValue;
 use std::time::{Duration, Instant};
+use support::envelope;
 use tests::postgres_server::PostgresServer;
 use tokio::runtime::{Builder, Runtime};
 use uuid::Uuid;
 
+#[path = "../../event-core/benches/support/outbox_event.rs"]
+mod support;
+
 const ORDERS: &str = "CREATE TABLE IF NOT EXISTS orders (id UUID PRIMARY KEY, total BIGINT)";
 const INSERT_ORDER: &str = "INSERT INTO orders (id, total) VALUES ($1, $2)";
-
-fn envelope(n: u64) -> RawEnvelope {
-    let mut meta = Meta::new();
-    meta.insert(PARTITION_KEY.to_owned(), format!("o-{n}").into());
-    Envelope {
-        id: Uuid::now_v7(),
-        event_type: "order.created".into(),
-        version: 1,
-        occurred_at: Utc::now().trunc_subsecs(3),
-        source: Some("orders-service".into()),
-        correlation_id: Some(format!("c-{n}").into()),
-        causation_id: None,
-        trace_id: None,
-        payload: RawValue::from_string(format!(
-            r#"{{"order_id":"o-{n}","customer_email":"a@b.c","total_cents":{n}}}"#
-        ))
-        .unwrap(),
-        meta,
-    }
-}
 
 /// A new database with the store's tables and the orders table; its connection string.
 async fn database() -> String {

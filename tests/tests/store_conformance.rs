@@ -69,14 +69,6 @@ struct SqliteFile<const SQLX: bool = false> {
 }
 
 impl<const SQLX: bool> SqliteFile<SQLX> {
-    /// A sqlx connection to the file, in a transaction that holds the write lock.
-    async fn sqlx_transaction<'c>(
-        &self,
-        conn: &'c mut sqlx::SqliteConnection,
-    ) -> sqlx::Transaction<'c, sqlx::Sqlite> {
-        conn.begin_with("BEGIN IMMEDIATE").await.unwrap()
-    }
-
     async fn sqlx_connection(&self) -> sqlx::SqliteConnection {
         sqlx::SqliteConnection::connect(&format!("sqlite://{}", self.path.display()))
             .await
@@ -142,7 +134,7 @@ impl<const SQLX: bool> Backend for SqliteFile<SQLX> {
         let store = SqliteStore::open(&self.path).unwrap();
         if SQLX {
             let mut conn = self.sqlx_connection().await;
-            let mut tx = self.sqlx_transaction(&mut conn).await;
+            let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.unwrap();
             sqlx::query("CREATE TABLE IF NOT EXISTS orders (id TEXT PRIMARY KEY)")
                 .execute(&mut *tx)
                 .await
@@ -180,7 +172,7 @@ impl<const SQLX: bool> Backend for SqliteFile<SQLX> {
         let store = SqliteStore::open(&self.path).unwrap();
         if SQLX {
             let mut conn = self.sqlx_connection().await;
-            let mut tx = self.sqlx_transaction(&mut conn).await;
+            let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.unwrap();
             let claimed = SqliteStore::claim_in_sqlx(&mut tx, subscription, id)
                 .await
                 .unwrap();

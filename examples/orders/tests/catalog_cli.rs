@@ -142,11 +142,7 @@ fn generate_then_check_is_current_and_a_rerun_writes_nothing() {
         check.stdout
     );
     // Warnings, which do not fail the check: the flow's last steps have no subscriber.
-    let warnings: Vec<&str> = check
-        .stdout
-        .lines()
-        .filter(|l| l.starts_with("warning: "))
-        .collect();
+    let warnings = warning_lines(&check.stdout);
     assert_eq!(warnings.len(), 4, "{}", check.stdout);
     for event in [
         "invoice.partially_paid",
@@ -532,12 +528,7 @@ fn the_eventcatalog_format_generates_checks_and_removes_only_its_own_files() {
         check.stdout
     );
     // The same producer and consumer warnings as the default format's check.
-    let warnings = check
-        .stdout
-        .lines()
-        .filter(|l| l.starts_with("warning: "))
-        .count();
-    assert_eq!(warnings, 4, "{}", check.stdout);
+    assert_eq!(warning_lines(&check.stdout).len(), 4, "{}", check.stdout);
 
     // the config is the user's: edited, it is neither checked nor overwritten
     let config = out.join("eventcatalog.config.js");
@@ -602,4 +593,12 @@ fn the_eventcatalog_format_generates_checks_and_removes_only_its_own_files() {
     );
     let check = run(&["check", "--format", "eventcatalog", "--out", s(&out)]);
     assert_eq!(check.code, 0, "{}{}", check.stdout, check.stderr);
+}
+
+/// The lines of `check`'s output that are warnings.
+fn warning_lines(stdout: &str) -> Vec<&str> {
+    stdout
+        .lines()
+        .filter(|l| l.starts_with("warning: "))
+        .collect()
 }
